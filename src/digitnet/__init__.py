@@ -1,0 +1,13 @@
+"""digitnet: from-scratch neural networks for handwritten digits.
+
+    >>> import digitnet
+    >>> training, validation, test = digitnet.load_mnist()
+    >>> net = digitnet.Network([784, 30, 10])
+    >>> history = net.sgd(training, 30, 10, 3.0, test_data=test)
+"""
+
+from .data import Dataset, load_dataset, load_mnist
+from .network import Network
+
+__version__ = "0.1.0"
+__all__ = ["Network", "Dataset", "load_mnist", "load_dataset", "__version__"]

@@ -1,0 +1,135 @@
+"""MNIST and Fashion-MNIST: the IDX reader, the data folder and the book's splits.
+
+The book trains on the first 50,000 official training images, keeps the
+last 10,000 for validation, and tests on the official 10,000.
+"""
+
+import gzip
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from . import download
+
+DATASETS = ("mnist", "fashion-mnist")
+CLASSES = {
+    "mnist": tuple(str(d) for d in range(10)),
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+}
+IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+ROWS = COLS = 28
+N_TRAIN = 50_000
+
+
+class DataError(ValueError):
+    """A dataset file is missing, foreign, damaged or inconsistent."""
+
+
+class Dataset:
+    """Images as one (784, n) matrix of floats in [0, 1] and labels (n,).
+
+    Slicing gives a Dataset again (`training[:1000]`, as readers of the book
+    do); an integer index gives one (image column, label) pair.
+    """
+
+    def __init__(self, images, labels, classes=CLASSES["mnist"]):
+        images, labels = np.asarray(images), np.asarray(labels)
+        if images.ndim != 2 or labels.ndim != 1 or images.shape[1] != labels.shape[0]:
+            raise ValueError(f"images must be (features, n) and labels (n,), got "
+                             f"{images.shape} and {labels.shape}")
+        self.images, self.labels, self.classes = images, labels, tuple(classes)
+
+    def __len__(self):
+        return self.labels.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return Dataset(self.images[:, key], self.labels[key], self.classes)
+        label = int(self.labels[key])  # raises IndexError when out of range
+        return self.images[:, key:key + 1 or None], label  # "or None": key -1
+
+    def __repr__(self):
+        return f"Dataset({self.images.shape[0]} features x {len(self)} examples)"
+
+
+def data_root(path=None):
+    """The data folder: the argument, else $DIGITNET_DATA, else ./data."""
+    return Path(path or os.environ.get("DIGITNET_DATA") or "data")
+
+
+def _read_gz(path):
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: not a complete gzip file ({exc})") from None
+
+
+def read_idx(path, magic):
+    """The uint8 array in an IDX .gz file, after checking it is what we expect.
+
+    `magic` is 2051 (images, n x 28 x 28) or 2049 (labels, n); any other
+    header, a wrong size, or a truncated file is a one-line DataError.
+    """
+    raw = _read_gz(path)
+    ndim = 3 if magic == IMAGE_MAGIC else 1
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
+    found = struct.unpack(">i", raw[:4])[0]
+    if found != magic:
+        kind = "images" if magic == IMAGE_MAGIC else "labels"
+        raise DataError(f"{path}: magic number {found}, expected {magic} for IDX {kind}")
+    dims = struct.unpack(">" + "i" * ndim, raw[4:header])
+    if ndim == 3 and dims[1:] != (ROWS, COLS):
+        raise DataError(f"{path}: images are {dims[1]}x{dims[2]}, expected {ROWS}x{COLS}")
+    expected = int(np.prod(dims))
+    got = len(raw) - header
+    if got < expected:
+        raise DataError(f"{path}: incomplete, {got} of {expected} data bytes")
+    if got > expected:
+        raise DataError(f"{path}: {got - expected} unexpected bytes after the data")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def read_split(directory, prefix, classes):
+    """Images and labels of one official split ("train" or "t10k")."""
+    directory = Path(directory)
+    images_path = directory / f"{prefix}-images-idx3-ubyte.gz"
+    labels_path = directory / f"{prefix}-labels-idx1-ubyte.gz"
+    pixels = read_idx(images_path, IMAGE_MAGIC)
+    labels = read_idx(labels_path, LABEL_MAGIC)
+    if pixels.shape[0] != labels.shape[0]:
+        raise DataError(f"{images_path}: {pixels.shape[0]} images but {labels_path.name} "
+                        f"has {labels.shape[0]} labels")
+    if labels.size and labels.max() >= len(classes):
+        raise DataError(f"{labels_path}: label {labels.max()} out of range 0..{len(classes) - 1}")
+    # Rows are examples in memory, so a mini-batch gather reads contiguous
+    # rows; `images` is the (784, n) transpose, a view.  float32 from the
+    # start: never a float64 copy of the training set.
+    rows = pixels.reshape(pixels.shape[0], ROWS * COLS).astype(np.float32)
+    rows /= np.float32(255.0)
+    return Dataset(rows.T, labels.astype(np.int64), classes)
+
+
+def load_dataset(name="mnist", data_dir=None, download_missing=True, progress=True):
+    """(training, validation, test) as the book splits them: 50k / 10k / 10k."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}: choose from {', '.join(DATASETS)}")
+    directory = data_root(data_dir) / name
+    if download_missing:
+        download.ensure(name, directory, progress=progress)
+    train = read_split(directory, "train", CLASSES[name])
+    test = read_split(directory, "t10k", CLASSES[name])
+    return train[:N_TRAIN], train[N_TRAIN:], test
+
+
+def load_mnist(data_dir=None):
+    """The book's `load_data_wrapper`, minus the pickles: (training, validation, test)."""
+    return load_dataset("mnist", data_dir)

@@ -1,0 +1,136 @@
+"""The network of chapter 1: sigmoid neurons, quadratic cost, backpropagation.
+
+Names follow the book: `sizes`, `weights[l]` of shape (sizes[l+1], sizes[l]),
+`biases[l]` of shape (sizes[l+1], 1), `nabla_b`, `nabla_w`, `delta`.  The one
+change is that an input `x` is a matrix with one column per example, so the
+same equations handle one example (m = 1) or a whole mini-batch as GEMMs.
+"""
+
+import numpy as np
+
+from . import backend
+
+
+def sigmoid(xp, z):
+    """The sigmoid 1/(1+exp(-z)), computed without overflow.
+
+    exp(-z) overflows for z < -88 in float32; exp(-|z|) never does, and
+    e/(1+e) with e = exp(z) is the same function for z < 0.
+    """
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def one_hot(xp, labels, eye):
+    """Targets y(x) as a (10, m) matrix: column j is the unit vector e_label.
+
+    Taking columns of a prebuilt identity is one gather, and works in every
+    array namespace (no scatter into a zero matrix).
+    """
+    return xp.take(eye, labels, axis=1)
+
+
+def check_sizes(sizes):
+    """`sizes` as a list of positive ints, or a ValueError saying why not."""
+    try:
+        sizes = [int(s) for s in sizes]
+    except (TypeError, ValueError):
+        raise ValueError(f"sizes must be a list of integers, got {sizes!r}") from None
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least an input and an output layer, got {sizes}")
+    if min(sizes) < 1:
+        raise ValueError(f"every layer needs at least one neuron, got {sizes}")
+    return sizes
+
+
+class Network:
+    """A feedforward network of sigmoid neurons trained on the quadratic cost.
+
+    `device` is "auto", "cpu", "gpu" or an array module; `dtype` "float32" or
+    "float64".  Weights, biases and the shuffle order come from one NumPy
+    generator seeded by `seed`, so a seed means the same run on any backend.
+    """
+
+    def __init__(self, sizes, seed=0, device="auto", dtype="float32"):
+        self.sizes = check_sizes(sizes)
+        self.num_layers = len(self.sizes)
+        self.xp = backend.namespace(device)
+        self.dtype = backend.dtype_of(self.xp, dtype)
+        self.dtype_name = str(dtype)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        # N(0, 1) as in the book; drawn in float64 so float32 and float64
+        # networks of one seed start from the same numbers, rounded.
+        self.biases = [self.asarray(self.rng.standard_normal((y, 1)))
+                       for y in self.sizes[1:]]
+        self.weights = [self.asarray(self.rng.standard_normal((y, x)))
+                        for x, y in zip(self.sizes[:-1], self.sizes[1:])]
+
+    def asarray(self, a):
+        """`a` (host or device) as an array of this network's backend and dtype."""
+        return self.xp.asarray(a, dtype=self.dtype)
+
+    def feedforward(self, a):
+        """Output for input `a` of shape (sizes[0], m): a' = sigma(w a + b)."""
+        xp = self.xp
+        a = self.asarray(a)
+        for b, w in zip(self.biases, self.weights):
+            a = sigmoid(xp, w @ a + b)
+        return a
+
+    def backprop(self, x, y):
+        """Gradient of the quadratic cost, (nabla_b, nabla_w), summed over columns.
+
+        The four equations of backpropagation (BP1-BP4) on a (n, m) matrix:
+        each delta is a (n_l, m) matrix, so nabla_w = delta a^T sums the m
+        examples' outer products in one GEMM.
+        """
+        xp = self.xp
+        activation = x
+        activations = [x]
+        for b, w in zip(self.biases, self.weights):
+            z = w @ activation + b
+            activation = sigmoid(xp, z)
+            activations.append(activation)
+        nabla_b = [None] * len(self.biases)
+        nabla_w = [None] * len(self.weights)
+        # BP1 with the quadratic cost: dC/da = a - y; sigma'(z) = a (1 - a),
+        # which reuses the activation instead of a second exp.
+        a = activations[-1]
+        delta = (a - y) * (a * (1.0 - a))
+        for l in range(1, self.num_layers):
+            nabla_b[-l] = xp.sum(delta, axis=1, keepdims=True)   # BP3
+            nabla_w[-l] = delta @ activations[-l - 1].T           # BP4
+            if l < self.num_layers - 1:
+                a = activations[-l - 1]
+                delta = (self.weights[-l].T @ delta) * (a * (1.0 - a))  # BP2
+        return nabla_b, nabla_w
+
+    def cost(self, x, y):
+        """Quadratic cost C = 1/2n sum ||y(x) - a||^2 over the n columns."""
+        d = self.feedforward(x) - y
+        return float(self.xp.sum(d * d)) / (2 * x.shape[1])
+
+    def sgd(self, training_data, epochs, mini_batch_size, eta, test_data=None,
+            engine="batched", progress=None, on_epoch=None):
+        """Mini-batch SGD; returns the per-epoch history (see training.sgd)."""
+        from .training import sgd
+        return sgd(self, training_data, epochs, mini_batch_size, eta,
+                   test_data=test_data, engine=engine, progress=progress,
+                   on_epoch=on_epoch)
+
+    def evaluate(self, data):
+        """Number of examples in `data` whose argmax output is the label."""
+        from .training import evaluate
+        return evaluate(self, data)
+
+    def save(self, path):
+        """Write the network to a `.npz` file atomically (see checkpoint)."""
+        from .checkpoint import save
+        save(self, path)
+
+    @classmethod
+    def load(cls, path, device="auto"):
+        """Read a network written by `save`; never unpickles anything."""
+        from .checkpoint import load
+        return load(path, device=device)
