@@ -71,9 +71,11 @@ def count_correct(net, rows, labels, chunk=10_000):
     """Examples whose largest output is the label; chunked to bound memory."""
     xp = net.xp
     correct = 0
-    for k in range(0, rows.shape[0], chunk):
-        out = net.feedforward(rows[k:k + chunk, :].T)
-        correct += int(xp.count_nonzero(xp.argmax(out, axis=0) == labels[k:k + chunk]))
+    n = rows.shape[0]
+    for k in range(0, n, chunk):
+        end = min(k + chunk, n)  # the Array API leaves out-of-range stops undefined
+        out = net.feedforward(rows[k:end, :].T)
+        correct += int(xp.count_nonzero(xp.argmax(out, axis=0) == labels[k:end]))
     return correct
 
 
@@ -122,7 +124,7 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None,
         if progress is not None:
             batches = progress(batches, j)
         for k in batches:
-            idx = order[k:k + mini_batch_size]
+            idx = order[k:min(k + mini_batch_size, n)]
             x = xp.take(rows, idx, axis=0).T
             y = one_hot(xp, xp.take(labels, idx), eye)
             update(net, x, y, eta)
