@@ -100,35 +100,19 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None,
         engine="batched", progress=None, on_epoch=None):
     """Train `net` by mini-batch SGD and return one record per epoch.
 
-    Each epoch draws a new order from the network's NumPy generator (so a
-    seed fixes the run on every backend) and gathers each mini-batch by
-    index from data moved to the device once.  A record holds the epoch,
+    The data moves to the device once.  A record holds the epoch,
     its training seconds, and with `test_data` the correct count and
     accuracy.  `progress(iterable, epoch)` may wrap the mini-batch loop
     (a progress bar); `on_epoch(record)` is called after each epoch.
     """
     check_hyperparameters(epochs, mini_batch_size, eta, engine)
-    xp = net.xp
-    update = ENGINES[engine]
-    eta = float(eta)
-    mini_batch_size = int(mini_batch_size)
     rows, labels = to_device(net, training_data)
     test = to_device(net, test_data) if test_data is not None else None
-    eye = xp.eye(net.sizes[-1], dtype=net.dtype)
-    n = rows.shape[0]
     history = []
     for j in range(int(epochs)):
         start = time.perf_counter()
-        order = xp.asarray(net.rng.permutation(n))
-        batches = range(0, n, mini_batch_size)
-        if progress is not None:
-            batches = progress(batches, j)
-        for k in batches:
-            idx = order[k:min(k + mini_batch_size, n)]
-            x = xp.take(rows, idx, axis=0).T
-            y = one_hot(xp, xp.take(labels, idx), eye)
-            update(net, x, y, eta)
-        backend.synchronize(xp)
+        wrap = (lambda batches: progress(batches, j)) if progress is not None else None
+        train_epoch(net, rows, labels, int(mini_batch_size), float(eta), engine, wrap)
         record = {"epoch": j + 1, "seconds": time.perf_counter() - start}
         if test is not None:
             correct = count_correct(net, *test)
@@ -138,3 +122,26 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None,
         if on_epoch is not None:
             on_epoch(record)
     return history
+
+
+def train_epoch(net, rows, labels, mini_batch_size, eta, engine="batched", progress=None):
+    """One pass of SGD over device data (rows, labels) from `to_device`.
+
+    The order comes from the network's NumPy generator, so a seed fixes the
+    run on every backend; mini-batches are gathered by index, never by
+    permuting the whole set.  Returns once the device has finished.
+    """
+    xp = net.xp
+    update = ENGINES[engine]
+    eye = xp.eye(net.sizes[-1], dtype=net.dtype)
+    n = rows.shape[0]
+    order = xp.asarray(net.rng.permutation(n))
+    batches = range(0, n, mini_batch_size)
+    if progress is not None:
+        batches = progress(batches)
+    for k in batches:
+        idx = order[k:min(k + mini_batch_size, n)]
+        x = xp.take(rows, idx, axis=0).T
+        y = one_hot(xp, xp.take(labels, idx), eye)
+        update(net, x, y, eta)
+    backend.synchronize(xp)
