@@ -170,3 +170,37 @@ def test_data_that_does_not_fit_the_network_is_rejected():
         net.sgd(synthetic_dataset(features=12, classes=2), 1, 10, 3.0)
     with pytest.raises(ValueError, match="labels must lie"):
         Network([12, 3, 2], device="cpu").sgd(synthetic_dataset(classes=4), 1, 10, 3.0)
+
+
+@pytest.mark.parametrize("sizes", [[12, 7, 4], [12, 4], [12, 9, 6, 4]])
+@pytest.mark.parametrize("m", [1, 7, 300])
+def test_fast_batched_path_matches_the_plain_step(sizes, m, monkeypatch):
+    """The NumPy fast path (batched.py) against the plain update_mini_batch,
+    including a short last mini-batch (300 = 42 * 7 + 6) and any depth."""
+    from digitnet.batched import FastBatched
+    data = synthetic_dataset()
+    steps = []
+    real_step = FastBatched.step
+    monkeypatch.setattr(FastBatched, "step", lambda self, idx, k: steps.append(1) or real_step(self, idx, k))
+    nets = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(backend, "has_out", lambda xp: False)
+        net = Network(sizes, seed=5, device="cpu", dtype="float64")
+        net.sgd(data, 2, m, 2.0)
+        nets.append(net)
+    for pa, pb in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases):
+        np.testing.assert_allclose(pa, pb, rtol=1e-10, atol=1e-12)
+    assert len(steps) == 2 * -(-300 // m)  # every step of the first run took the fast path
+
+
+def test_fast_path_sees_weights_changed_between_epochs():
+    data = synthetic_dataset()
+    a, b = (Network([12, 6, 4], seed=2, device="cpu", dtype="float64") for _ in range(2))
+    a.sgd(data, 1, 10, 1.0)
+    b.sgd(data, 1, 10, 1.0)
+    a.weights[0][...] = 0.0   # a user edit between epochs must not be lost
+    b.weights[0][...] = 0.0
+    a.sgd(data, 1, 10, 1.0)
+    b.sgd(data, 1, 10, 1.0, engine="per-example")
+    np.testing.assert_allclose(a.weights[0], b.weights[0], rtol=1e-10, atol=1e-12)

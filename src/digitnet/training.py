@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from . import backend
+from .batched import FastBatched
 from .network import one_hot
 
 
@@ -108,11 +109,11 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None,
     check_hyperparameters(epochs, mini_batch_size, eta, engine)
     rows, labels = to_device(net, training_data)
     test = to_device(net, test_data) if test_data is not None else None
+    run_epoch = epoch_runner(net, rows, labels, int(mini_batch_size), float(eta), engine)
     history = []
     for j in range(int(epochs)):
         start = time.perf_counter()
-        wrap = (lambda batches: progress(batches, j)) if progress is not None else None
-        train_epoch(net, rows, labels, int(mini_batch_size), float(eta), engine, wrap)
+        run_epoch((lambda batches: progress(batches, j)) if progress is not None else None)
         record = {"epoch": j + 1, "seconds": time.perf_counter() - start}
         if test is not None:
             correct = count_correct(net, *test)
@@ -124,24 +125,44 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None,
     return history
 
 
-def train_epoch(net, rows, labels, mini_batch_size, eta, engine="batched", progress=None):
-    """One pass of SGD over device data (rows, labels) from `to_device`.
+def epoch_runner(net, rows, labels, mini_batch_size, eta, engine="batched"):
+    """A function run(progress=None) that does one SGD pass over device data.
 
-    The order comes from the network's NumPy generator, so a seed fixes the
-    run on every backend; mini-batches are gathered by index, never by
-    permuting the whole set.  Returns once the device has finished.
+    `rows, labels` come from `to_device`.  Each pass draws its order from the
+    network's NumPy generator, so a seed fixes the run on every backend, and
+    gathers mini-batches by index, never permuting the whole set.  The batched
+    engine takes its fast path (batched.py) where the array module has
+    ``out=``, and otherwise the plain `update_mini_batch`.  `run` returns once
+    the device has finished.
     """
     xp = net.xp
-    update = ENGINES[engine]
-    eye = xp.eye(net.sizes[-1], dtype=net.dtype)
     n = rows.shape[0]
-    order = xp.asarray(net.rng.permutation(n))
-    batches = range(0, n, mini_batch_size)
-    if progress is not None:
-        batches = progress(batches)
-    for k in batches:
-        idx = order[k:min(k + mini_batch_size, n)]
-        x = xp.take(rows, idx, axis=0).T
-        y = one_hot(xp, xp.take(labels, idx), eye)
-        update(net, x, y, eta)
-    backend.synchronize(xp)
+    m = int(mini_batch_size)
+    if engine == "batched" and backend.has_out(xp):
+        fast = FastBatched(net, rows, labels)
+        ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
+
+        def step(idx):
+            fast.step(idx, ks[idx.shape[0]])
+        begin, end = fast.load, fast.store
+    else:
+        update = ENGINES[engine]
+        eye = xp.eye(net.sizes[-1], dtype=net.dtype)
+
+        def step(idx):
+            x = xp.take(rows, idx, axis=0).T
+            update(net, x, one_hot(xp, xp.take(labels, idx), eye), eta)
+        begin = end = lambda: None
+
+    def run(progress=None):
+        order = xp.asarray(net.rng.permutation(n))
+        batches = range(0, n, m)
+        if progress is not None:
+            batches = progress(batches)
+        begin()
+        with backend.quiet_overflow(xp):
+            for k in batches:
+                step(order[k:min(k + m, n)])
+        end()
+        backend.synchronize(xp)
+    return run
