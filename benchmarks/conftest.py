@@ -7,20 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitnet import backend, data
+from digitnet import backend
 
 N_EXAMPLES = 10_000  # one benchmark = one SGD pass over the first 10,000 training images
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
-def mnist_slice():
+def mnist_slice(mnist):
     """The first 10,000 real MNIST training images (host arrays)."""
-    for candidate in (os.environ.get("DIGITNET_DATA"), SHARED):
-        if candidate and (Path(candidate) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
-            training, _, _ = data.load_dataset("mnist", candidate, download_missing=False)
-            return training[:N_EXAMPLES]
-    pytest.skip("real MNIST not found: set DIGITNET_DATA to a folder with mnist/ in it")
+    return mnist[0][:N_EXAMPLES]
 
 
 def _cpu_name():

@@ -32,7 +32,7 @@ def record(benchmark, n, **info):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("m", MS, ids=[f"m{m}" for m in MS])
 @pytest.mark.parametrize("sizes", SIZES)
 @pytest.mark.parametrize("device", ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("engine", ["per-example", "batched"])
@@ -51,7 +51,7 @@ def test_sgd_epoch(benchmark, mnist_slice, engine, device, sizes, m, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("m", MS, ids=[f"m{m}" for m in MS])
 @pytest.mark.parametrize("sizes", SIZES)
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_torch_peer(benchmark, mnist_slice, device, sizes, m, dtype):
