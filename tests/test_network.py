@@ -173,10 +173,11 @@ def test_data_that_does_not_fit_the_network_is_rejected():
 
 
 @pytest.mark.parametrize("sizes", [[12, 7, 4], [12, 4], [12, 9, 6, 4]])
-@pytest.mark.parametrize("m", [1, 7, 300])
+@pytest.mark.parametrize("m", [1, 7, 64, 300])
 def test_fast_batched_path_matches_the_plain_step(sizes, m, monkeypatch):
     """The NumPy fast path (batched.py) against the plain update_mini_batch,
-    including a short last mini-batch (300 = 42 * 7 + 6) and any depth."""
+    including short last mini-batches (300 = 42 * 7 + 6 = 4 * 64 + 44), both
+    buffer layouts (m >= batched.ROWS_FROM is stored by rows) and any depth."""
     from digitnet.batched import FastBatched
     data = synthetic_dataset()
     steps = []

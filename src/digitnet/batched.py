@@ -16,28 +16,46 @@ arithmetic, decides the speed:
 
 Weights are copied into this workspace at the start of an epoch and back
 into the network's `weights` and `biases` at its end.
+
+The code reads in the book's orientation (neurons x examples), but for
+m >= ROWS_FROM every buffer is stored transposed (examples x neurons):
+OpenBLAS is 25-35% faster at these shapes when a GEMM's output has the long
+dimension first (see benchmarks/RESULTS.md).  Each GEMM C = A B whose C is
+stored transposed is issued as C^T = B^T A^T, decided once per buffer set.
 """
 
-from . import backend
+ROWS_FROM = 50
+
+
+def gemm(a, b, c):
+    """(left, right, out) for C = A B as one `dot` that writes C's own layout."""
+    return (a, b, c) if c.flags.c_contiguous else (b.T, a.T, c.T)
 
 
 class FastBatched:
     """Preallocated state for training one network on one device dataset."""
 
-    def __init__(self, net, rows, labels):
+    def __init__(self, net, rows, labels, mini_batch_size):
         xp = self.xp = net.xp
         self.net = net
         self.rows = rows
+        self.by_rows = mini_batch_size >= ROWS_FROM
         # One-hot targets for the whole set, made once: a gather per step.
         self.targets = xp.take(xp.eye(net.sizes[-1], dtype=net.dtype), labels, axis=0)
-        self.wb = [xp.empty((w.shape[0], w.shape[1] + 1), dtype=net.dtype) for w in net.weights]
-        self.nabla = [xp.empty_like(wb) for wb in self.wb]
+        self.wb = [self.matrix(w.shape[0], w.shape[1] + 1) for w in net.weights]
+        self.nabla = [self.matrix(*wb.shape) for wb in self.wb]
         self.plans = {}
         self.one = self.scalar(1.0)
         # NumPy buffers `take` unless told the indices are in range; ours
         # always are (a permutation of the rows).  CuPy has no `mode`.
         self.take = xp.take
         self.take_kw = {"axis": 0, "mode": "clip"} if xp.__name__ == "numpy" else {"axis": 0}
+
+    def matrix(self, rows, cols, fill=None):
+        """A (rows, cols) work array, stored transposed when by_rows."""
+        xp, dt = self.xp, self.net.dtype
+        make = xp.empty if fill is None else xp.ones
+        return make((cols, rows), dtype=dt).T if self.by_rows else make((rows, cols), dtype=dt)
 
     def scalar(self, value):
         # A 0-d array of the network's dtype: cheaper per call than a Python
@@ -67,20 +85,21 @@ class FastBatched:
             x = xp.ones((m, sizes[0] + 1), dtype=dt)  # gathered rows; last column stays 1
             y = xp.empty((m, sizes[-1]), dtype=dt)
             # a^l with a ones row for every hidden layer; the output has none.
-            acts = [xp.ones((n + 1, m), dtype=dt) for n in sizes[1:-1]]
-            out = xp.empty((sizes[-1], m), dtype=dt)
-            zs = [xp.empty((n, m), dtype=dt) for n in sizes[1:]]
-            deltas = [xp.empty((n, m), dtype=dt) for n in sizes[1:]]
+            acts = [self.matrix(n + 1, m, fill=1) for n in sizes[1:-1]]
+            out = self.matrix(sizes[-1], m)
+            zs = [self.matrix(n, m) for n in sizes[1:]]
+            deltas = [self.matrix(n, m) for n in sizes[1:]]
             forward, backward = [], []
             last = len(self.wb) - 1
             for l, wb in enumerate(self.wb):
                 a_in = x.T if l == 0 else acts[l - 1]          # [a^{l-1}; 1]
                 a = out if l == last else acts[l][:-1]         # a^l
-                forward.append((wb, a_in, zs[l], a))
-                # BP2 writes delta^{l-1}, using z^{l-1}'s buffer for sigma'.
-                below = (a_in[:-1], zs[l - 1], deltas[l - 1]) if l else None
-                backward.append((wb, self.nabla[l], a_in.T, deltas[l], wb[:, :-1].T, below))
-            self.plans[m] = (x[:, :-1], y, y.T, forward, backward[::-1])
+                forward.append((gemm(wb, a_in, zs[l]), zs[l], a))
+                # BP2 writes delta^{l-1} = w^T delta, using z^{l-1}'s buffer for sigma'.
+                below = (gemm(wb[:, :-1].T, deltas[l], deltas[l - 1]), a_in[:-1],
+                         zs[l - 1], deltas[l - 1]) if l else None
+                backward.append((below, gemm(deltas[l], a_in.T, self.nabla[l]), wb, self.nabla[l]))
+            self.plans[m] = (x[:, :-1], y, y.T, forward, backward[::-1], deltas[-1])
         return self.plans[m]
 
     def step(self, idx, k):
@@ -88,33 +107,34 @@ class FastBatched:
         xp, one = self.xp, self.one
         dot, subtract, multiply = xp.dot, xp.subtract, xp.multiply
         negative, exp, add, reciprocal = xp.negative, xp.exp, xp.add, xp.reciprocal
-        x_bare, y, y_t, forward, backward = self.plans.get(idx.shape[0]) or self._plan(idx.shape[0])
+        x_bare, y, y_t, forward, backward, delta = (self.plans.get(idx.shape[0])
+                                                     or self._plan(idx.shape[0]))
         self.take(self.rows, idx, out=x_bare, **self.take_kw)
         self.take(self.targets, idx, out=y, **self.take_kw)
         # Feedforward: a^l = sigma(z), z = [w | b] [a^{l-1}; 1], one GEMM a layer.
         # sigma(z) = 1/(1+exp(-z)): exp overflows to inf for very negative z,
         # which gives exactly 0, the right limit (run() silences the warning).
-        for wb, a_in, z, a in forward:
-            dot(wb, a_in, out=z)
+        for (left, right, product), z, a in forward:
+            dot(left, right, out=product)
             negative(z, out=z)
             exp(z, out=z)
             add(z, one, out=z)
             reciprocal(z, out=a)
         # BP1 for the quadratic cost, times k: delta = k (a - y) sigma'(z),
-        # with sigma'(z) = a (1 - a) (z's buffer is free to hold it).
-        t, delta = z, backward[0][3]  # the output layer's z buffer is free now
+        # with sigma'(z) = a (1 - a) (the output's z buffer is free to hold it).
+        t = z
         subtract(a, y_t, out=delta)
         subtract(one, a, out=t)
         multiply(t, a, out=t)
         multiply(delta, t, out=delta)
         multiply(delta, k, out=delta)
-        for wb, nabla, a_in_t, delta, w_t, below in backward:
+        for below, (left, right, product), wb, nabla in backward:
             if below is not None:  # BP2, w^l before its update: delta^{l-1} = (w^T delta) sigma'
-                a_below, t, delta_below = below
-                dot(w_t, delta, out=delta_below)
+                (l2, r2, p2), a_below, t, delta_below = below
+                dot(l2, r2, out=p2)
                 subtract(one, a_below, out=t)
                 multiply(t, a_below, out=t)
                 multiply(delta_below, t, out=delta_below)
             # BP3 + BP4 in one GEMM: k (nabla_w | nabla_b) = delta [a; 1]^T.
-            dot(delta, a_in_t, out=nabla)
+            dot(left, right, out=product)
             subtract(wb, nabla, out=wb)

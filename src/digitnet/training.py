@@ -139,7 +139,7 @@ def epoch_runner(net, rows, labels, mini_batch_size, eta, engine="batched"):
     n = rows.shape[0]
     m = int(mini_batch_size)
     if engine == "batched" and backend.has_out(xp):
-        fast = FastBatched(net, rows, labels)
+        fast = FastBatched(net, rows, labels, m)
         ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
 
         def step(idx):
