@@ -96,17 +96,6 @@ def describe(xp):
     return xp.__name__
 
 
-def take_rows(xp, a, idx, out):
-    """out[...] = a[idx] (rows), written in place.
-
-    NumPy buffers `take` unless told indices are in range (mode="clip"); our
-    indices always are, since they come from a permutation of the rows.
-    """
-    if xp is np:
-        return np.take(a, idx, axis=0, out=out, mode="clip")
-    return xp.take(a, idx, axis=0, out=out)
-
-
 def quiet_overflow(xp):
     """A context where exp overflowing to inf is expected, not warned about."""
     if xp is np:
