@@ -64,3 +64,12 @@ def test_evaluate_rejects_a_model_of_the_wrong_shape(mnist_dir, tmp_path, capsys
     Network([5, 3, 2], device="cpu").save(tmp_path / "small.npz")
     assert cli.main(["evaluate", str(tmp_path / "small.npz"), "--data-dir", str(mnist_dir)]) == 1
     assert "do not fit 28x28 images" in capsys.readouterr().err
+
+
+def test_gpu_requested_without_one_is_one_line(tmp_path, capsys):
+    from digitnet import backend
+    if backend._cupy_or_reason()[0] is not None:
+        pytest.skip("a GPU is present here")
+    assert cli.main(["train", "--device", "gpu", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digitnet: error: --device gpu is not available") and "\n" not in err

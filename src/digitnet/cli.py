@@ -110,8 +110,9 @@ def cmd_train(args, parser):
     check_output_path(parser, "--save", args.save)
     check_output_path(parser, "--metrics", args.metrics)
 
+    xp = backend.namespace(args.device)  # a missing GPU fails before any data loads
     training, _, test = data.load_dataset(args.dataset, args.data_dir)
-    net = Network(sizes, seed=args.seed, device=args.device, dtype=args.dtype)
+    net = Network(sizes, seed=args.seed, device=xp, dtype=args.dtype)
     config = {"command": "train", "dataset": args.dataset, "sizes": sizes,
               "epochs": args.epochs, "mini_batch_size": args.batch_size, "eta": args.eta,
               "engine": args.engine, "device": backend.describe(net.xp),
