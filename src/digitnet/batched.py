@@ -24,6 +24,8 @@ dimension first (see benchmarks/RESULTS.md).  Each GEMM C = A B whose C is
 stored transposed is issued as C^T = B^T A^T, decided once per buffer set.
 """
 
+from . import backend
+
 ROWS_FROM = 50
 
 
@@ -46,10 +48,8 @@ class FastBatched:
         self.nabla = [self.matrix(*wb.shape) for wb in self.wb]
         self.plans = {}
         self.one = self.scalar(1.0)
-        # NumPy buffers `take` unless told the indices are in range; ours
-        # always are (a permutation of the rows).  CuPy has no `mode`.
         self.take = xp.take
-        self.take_kw = {"axis": 0, "mode": "clip"} if xp.__name__ == "numpy" else {"axis": 0}
+        self.take_kw = backend.take_rows_kwargs(xp)
 
     def matrix(self, rows, cols, fill=None):
         """A (rows, cols) work array, stored transposed when by_rows."""
