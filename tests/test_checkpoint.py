@@ -53,7 +53,7 @@ def good_arrays():
     (lambda a: a.update(format=np.array("something-else")), "not a digitnet model"),
     (lambda a: a.update(version=np.array(99)), "format version 99"),
     (lambda a: a.pop("weights_1"), "missing array 'weights_1'"),
-    (lambda a: a.update(weights_0=np.zeros((4, 3), np.float32)), "do not match sizes"),
+    (lambda a: a.update(weights_0=np.zeros((4, 3), np.float32)), "do not match its description"),
     (lambda a: a.update(biases_1=np.full((2, 1), np.nan, np.float32)), "NaN"),
     (lambda a: a.update(dtype=np.array("float16")), "unsupported dtype"),
     (lambda a: a.update(sizes=np.array([4])), "at least an input"),

@@ -23,6 +23,17 @@ from digitnet import cli
     (["train", "--engine", "fast"], "invalid choice: 'fast'"),
     (["train", "--save", "/no/such/folder/m.npz"], "--save: folder /no/such/folder does not exist"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["train", "--layers", "fc:10", "--sizes", "784", "10"], "give --sizes or --layers, not both"),
+    (["train", "--lmbda", "1", "--engine", "per-example"], "per-example runs only the chapter-1"),
+    (["train", "--eta-decay", "128"], "--eta-decay needs --patience"),
+    (["train", "--layers", "conv:20x5x5,pool:2"], "--layers: layers 'conv:20x5x5,pool:2': the last"),
+    (["train", "--layers", "fc:30,softmax:9"], "--layers: the output layer must have 10 neurons"),
+    (["train", "--layers", "fc:30,fc:10", "--cost", "log-likelihood"], "needs a softmax output"),
+    (["train", "--cost", "log-likelihood"], "log-likelihood cost needs a softmax output"),
+    (["train", "--dropout", "1"], "--dropout: must be in [0, 1)"),
+    (["train", "--momentum", "x"], "--momentum: 'x' is not a number"),
+    (["train", "--lmbda", "-5"], "--lmbda: must be a positive number"),
+    (["train", "--activation", "gelu"], "invalid choice: 'gelu'"),
     ([], "the following arguments are required: command"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
@@ -59,11 +70,33 @@ def test_train_save_metrics_evaluate(mnist_dir, tmp_path, capsys):
     assert f"test {last['correct']}/10000" in capsys.readouterr().out
 
 
+def test_later_chapter_flags_train_a_model(mnist_dir, tmp_path, capsys):
+    model, metrics = tmp_path / "m.npz", tmp_path / "metrics.json"
+    code = cli.main(["train", "--epochs", "2", "--sizes", "784", "30", "10", "--cost",
+                     "cross-entropy", "--init", "scaled", "--lmbda", "5", "--eta", "0.5",
+                     "--expand", "--monitor-training", "--patience", "1", "--eta-decay", "2",
+                     "--data-dir", str(mnist_dir), "--save", str(model), "--metrics", str(metrics)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    report = json.loads(metrics.read_text())
+    config, epochs = report["config"], report["epochs"]
+    assert config["n_train"] == 250_000 and config["layers"] == "fc:30,fc:10"
+    assert config["cost"] == "cross-entropy" and config["lmbda"] == 5.0
+    for key in ("accuracy", "test_cost", "validation_accuracy", "validation_cost",
+                "training_accuracy", "training_cost", "eta", "elapsed"):
+        assert key in epochs[0], key
+    assert epochs[0]["accuracy"] > 0.94 and epochs[0]["training_total"] == 250_000
+    best = max(epochs, key=lambda r: r["validation_accuracy"])
+    assert f"test accuracy {100 * best['accuracy']:.2f}%" in out
+    assert cli.main(["evaluate", str(model), "--data-dir", str(mnist_dir)]) == 0
+    assert f"test {best['correct']}/10000" in capsys.readouterr().out
+
+
 def test_evaluate_rejects_a_model_of_the_wrong_shape(mnist_dir, tmp_path, capsys):
     from digitnet import Network
     Network([5, 3, 2], device="cpu").save(tmp_path / "small.npz")
     assert cli.main(["evaluate", str(tmp_path / "small.npz"), "--data-dir", str(mnist_dir)]) == 1
-    assert "do not fit 28x28 images" in capsys.readouterr().err
+    assert "does not fit 28x28 images" in capsys.readouterr().err
 
 
 def test_gpu_requested_without_one_is_one_line(tmp_path, capsys):

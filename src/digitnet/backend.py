@@ -79,6 +79,11 @@ def to_numpy(a):
     return np.asarray(a)
 
 
+def copy(xp, a):
+    """A copy of `a` on its device (CuPy's asarray has no ``copy=``)."""
+    return a.copy() if hasattr(a, "copy") else xp.asarray(a, copy=True)
+
+
 def synchronize(xp):
     """Wait for queued device work, so timings measure work, not launches."""
     if is_cupy(xp):

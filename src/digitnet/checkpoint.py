@@ -1,6 +1,6 @@
 """Saved networks: a documented `.npz` file, never a pickle.
 
-Format version 1 holds these arrays:
+A chapter-1 `Network` is format "digitnet-network", version 1:
 
     format      the string "digitnet-network"
     version     1
@@ -8,6 +8,16 @@ Format version 1 holds these arrays:
     dtype       the string "float32" or "float64"
     weights_i   (sizes[i+1], sizes[i]) for i in 0..L-2
     biases_i    (sizes[i+1], 1)
+    classes     optional: the 10 class names (absent: the digits 0-9)
+
+A `Model` is format "digitnet-model", version 1: `format`, `version`,
+`dtype` and `classes` as above, and
+
+    layers       the layer spec, e.g. "conv:20x5x5,pool:2,fc:100,softmax:10"
+    cost         "quadratic", "cross-entropy" or "log-likelihood"
+    activation   the hidden layers' activation
+    input_shape  int64 (3,), (channels, height, width)
+    weights_i, biases_i   for the i-th layer that has weights, in order
 
 It is written to a temporary file in the target folder and renamed over the
 target, so a crash never leaves half a model where a good one was.
@@ -23,6 +33,7 @@ import numpy as np
 from . import backend
 
 FORMAT = "digitnet-network"
+MODEL_FORMAT = "digitnet-model"
 VERSION = 1
 
 
@@ -48,15 +59,28 @@ def write_atomic(path, write):
         raise
 
 
-def save(net, path):
-    """Write `net` to `path` in format version 1, atomically."""
-    arrays = {"format": np.array(FORMAT), "version": np.array(VERSION),
-              "sizes": np.array(net.sizes, dtype=np.int64),
-              "dtype": np.array(net.dtype_name)}
+def _write(net, path, arrays):
+    arrays.update(version=np.array(VERSION), dtype=np.array(net.dtype_name))
+    if getattr(net, "classes", None) is not None:
+        arrays["classes"] = np.array([str(c) for c in net.classes])
     for i, (w, b) in enumerate(zip(net.weights, net.biases)):
         arrays[f"weights_{i}"] = backend.to_numpy(w)
         arrays[f"biases_{i}"] = backend.to_numpy(b)
     write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def save(net, path):
+    """Write a chapter-1 `Network` to `path`, atomically."""
+    _write(net, path, {"format": np.array(FORMAT),
+                       "sizes": np.array(net.sizes, dtype=np.int64)})
+
+
+def save_model(model, path):
+    """Write a `Model` to `path`, atomically."""
+    _write(model, path, {"format": np.array(MODEL_FORMAT), "layers": np.array(model.spec),
+                         "cost": np.array(model.cost_name),
+                         "activation": np.array(model.activation),
+                         "input_shape": np.array(model.input_shape, dtype=np.int64)})
 
 
 def _read(path):
@@ -79,32 +103,52 @@ def _read(path):
 
 
 def load(path, device="auto"):
-    """The network saved in `path`, on `device`, checked against its sizes."""
+    """The `Network` or `Model` saved in `path`, on `device`, checked
+    against its own description."""
+    from .model import Model
     from .network import Network
 
     xp = backend.namespace(device)  # a missing GPU is not the file's fault
     arrays = _read(path)
-    if not isinstance(arrays, dict) or str(arrays.get("format", "")) != FORMAT:
-        raise CheckpointError(f"{path}: not a digitnet model (no '{FORMAT}' marker)")
+    kind = str(arrays.get("format", ""))
+    if kind not in (FORMAT, MODEL_FORMAT):
+        raise CheckpointError(f"{path}: not a digitnet model (no '{FORMAT}' or "
+                              f"'{MODEL_FORMAT}' marker)")
     version = int(arrays.get("version", -1))
     if version != VERSION:
         raise CheckpointError(f"{path}: format version {version}, this digitnet reads {VERSION}")
     try:
-        sizes = [int(s) for s in arrays["sizes"]]
         dtype = str(arrays["dtype"])
-        net = Network(sizes, device=xp, dtype=dtype)
-        weights = [arrays[f"weights_{i}"] for i in range(len(sizes) - 1)]
-        biases = [arrays[f"biases_{i}"] for i in range(len(sizes) - 1)]
+        if kind == FORMAT:
+            net = Network([int(s) for s in arrays["sizes"]], device=xp, dtype=dtype)
+        else:
+            net = Model(str(arrays["layers"]), cost=str(arrays["cost"]),
+                        activation=str(arrays["activation"]), device=xp, dtype=dtype,
+                        input_shape=tuple(int(s) for s in arrays["input_shape"]))
+        count = len(net.weights)
+        weights = [arrays[f"weights_{i}"] for i in range(count)]
+        biases = [arrays[f"biases_{i}"] for i in range(count)]
     except KeyError as exc:
         raise CheckpointError(f"{path}: missing array {exc}") from None
-    except ValueError as exc:  # bad sizes or dtype
+    except ValueError as exc:  # bad sizes, spec or dtype
         raise CheckpointError(f"{path}: {exc}") from None
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        if w.shape != (sizes[i + 1], sizes[i]) or b.shape != (sizes[i + 1], 1):
+    for i, (w, b, w0, b0) in enumerate(zip(weights, biases, net.weights, net.biases)):
+        if w.shape != w0.shape or b.shape != b0.shape:
             raise CheckpointError(f"{path}: layer {i} has shapes {w.shape} and {b.shape}, "
-                                  f"which do not match sizes {sizes}")
+                                  f"which do not match its description ({w0.shape} "
+                                  f"and {b0.shape})")
         if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
             raise CheckpointError(f"{path}: layer {i} holds NaN or infinite values")
-    net.weights = [net.asarray(w) for w in weights]
-    net.biases = [net.asarray(b) for b in biases]
+    if "classes" in arrays:
+        net.classes = [str(c) for c in arrays["classes"]]
+    set_parameters(net, [net.asarray(w) for w in weights], [net.asarray(b) for b in biases])
     return net
+
+
+def set_parameters(net, weights, biases):
+    if hasattr(net, "layers"):  # a Model keeps its parameters in its layers
+        for layer, w, b in zip([l for l in net.layers if l.w_shape is not None],
+                               weights, biases):
+            layer.w, layer.b = w, b
+    else:
+        net.weights, net.biases = weights, biases

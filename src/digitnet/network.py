@@ -58,6 +58,7 @@ class Network:
         self.dtype = backend.dtype_of(self.xp, dtype)
         self.dtype_name = str(dtype)
         self.seed = seed
+        self.classes = None  # class names, where they are not the digits 0-9
         self.rng = np.random.default_rng(seed)
         # N(0, 1) as in the book; drawn in float64 so float32 and float64
         # networks of one seed start from the same numbers, rounded.

@@ -1,0 +1,126 @@
+"""Layers for the networks of chapters 3 and 6: fully connected,
+convolution, max-pooling, written once against `xp`.
+
+Examples stay in the last axis everywhere, as the book's columns: a dense
+activation is (n, m), a stack of feature maps (channels, height, width, m).
+A mini-batch is then still one matrix for the GEMMs, and handing conv
+features to a dense layer is a free reshape.
+
+Each layer has `forward(xp, x) -> (a, cache)` and
+`backward(xp, cache, delta, need_input) -> (grads, dC/dx)`, where `delta`
+is dC/dz of the layer's own output; the model applies activation
+derivatives between layers (see model.py).  Gradients are summed over the
+m examples, as in the chapter-1 `backprop`.
+"""
+
+from .activations import ACTIVATIONS, softmax
+
+
+def identity_back(xp, a, d):
+    return d
+
+
+class FullyConnected:
+    """a' = f(w a + b): the chapter-1 layer, with any activation."""
+
+    def __init__(self, shape_in, n_out, activation):
+        self.shape_in = shape_in
+        self.n_in = 1
+        for s in shape_in:
+            self.n_in *= s
+        self.shape_out = (n_out,)
+        self.activation = activation
+        self.f, self.back = ((softmax, None) if activation == "softmax"
+                             else ACTIVATIONS[activation])
+        self.w_shape, self.fan_in = (n_out, self.n_in), self.n_in
+
+    def forward(self, xp, x):
+        x = xp.reshape(x, (self.n_in, x.shape[-1]))
+        return self.f(xp, self.w @ x + self.b), x
+
+    def backward(self, xp, x, delta, need_input):
+        grads = (delta @ x.T, xp.sum(delta, axis=1, keepdims=True))   # BP4, BP3
+        if not need_input:
+            return grads, None
+        return grads, xp.reshape(self.w.T @ delta, self.shape_in + (delta.shape[-1],))
+
+
+class Conv:
+    """`filters` feature maps, each one k x k kernel shared across the image
+    (chapter 6's local receptive fields and shared weights), stride 1, no
+    padding.  Done as im2col: the k*k shifted views of the input, stacked,
+    make one (C k k, positions * m) matrix, so the whole layer is one GEMM.
+    """
+
+    def __init__(self, shape_in, filters, k, activation):
+        c, h, w = shape_in
+        if k > h or k > w:
+            raise ValueError(f"a {k}x{k} kernel does not fit {h}x{w} feature maps")
+        self.shape_in, self.k = shape_in, k
+        self.shape_out = (filters, h - k + 1, w - k + 1)
+        self.activation = activation
+        self.f, self.back = ACTIVATIONS[activation]
+        self.w_shape, self.fan_in = (filters, c * k * k), c * k * k
+
+    def columns(self, xp, x):
+        _, oh, ow = self.shape_out
+        k, m = self.k, x.shape[-1]
+        views = [x[:, i:i + oh, j:j + ow, :] for i in range(k) for j in range(k)]
+        return xp.reshape(xp.stack(views, axis=1), (self.fan_in, oh * ow * m))
+
+    def forward(self, xp, x):
+        m = x.shape[-1]
+        x = xp.reshape(x, self.shape_in + (m,))
+        cols = self.columns(xp, x)
+        a = self.f(xp, self.w @ cols + self.b)
+        return xp.reshape(a, self.shape_out + (m,)), cols
+
+    def backward(self, xp, cols, delta, need_input):
+        f, oh, ow = self.shape_out
+        m = delta.shape[-1]
+        d = xp.reshape(delta, (f, oh * ow * m))
+        grads = (d @ cols.T, xp.sum(d, axis=1, keepdims=True))
+        if not need_input:
+            return grads, None
+        # col2im: each kernel offset's share of dC/dx lands on its shifted view.
+        c, k = self.shape_in[0], self.k
+        dcols = xp.reshape(self.w.T @ d, (c, k * k, oh, ow, m))
+        dx = xp.zeros(self.shape_in + (m,), dtype=delta.dtype)
+        for i in range(k):
+            for j in range(k):
+                dx[:, i:i + oh, j:j + ow, :] += dcols[:, i * k + j, ...]
+        return grads, dx
+
+
+class MaxPool:
+    """Each p x p block of a feature map replaced by its largest value."""
+
+    activation = "identity"
+    f = None
+    back = staticmethod(identity_back)
+    w_shape = None
+
+    def __init__(self, shape_in, p):
+        c, h, w = shape_in
+        if h % p or w % p:
+            raise ValueError(f"pool:{p} needs feature maps divisible by {p}, got {h}x{w}")
+        self.shape_in, self.p = shape_in, p
+        self.shape_out = (c, h // p, w // p)
+
+    def blocks(self, xp, x):
+        c, h, w = self.shape_out
+        return xp.reshape(x, (c, h, self.p, w, self.p, x.shape[-1]))
+
+    def forward(self, xp, x):
+        blocks = self.blocks(xp, x)
+        a = xp.max(blocks, axis=(2, 4))
+        return a, (blocks, a)
+
+    def backward(self, xp, cache, delta, need_input):
+        """The gradient flows only to the input that was the block's max."""
+        blocks, a = cache
+        c, h, w = self.shape_out
+        m = delta.shape[-1]
+        at_max = blocks == xp.reshape(a, (c, h, 1, w, 1, m))
+        d = xp.where(at_max, xp.reshape(delta, (c, h, 1, w, 1, m)), 0.0)
+        return None, xp.reshape(d, self.shape_in + (m,))

@@ -1,0 +1,201 @@
+"""Networks of the later chapters: a stack of layers with a cost.
+
+`Model("conv:20x5x5,pool:2,conv:40x5x5,pool:2,fc:100,softmax:10")` reads a
+layer spec; `Model("fc:100,fc:10", cost="cross-entropy")` is chapter 3's
+`[784, 100, 10]`.  Hidden layers use `activation`; the output layer is
+sigmoid (`fc:N`) or softmax (`softmax:N`).  The chapter-1 `Network` stays
+separate on purpose: it is the book's code, and this class is the toolbox.
+"""
+
+import numpy as np
+
+from . import backend
+from .costs import COSTS
+from .layers import Conv, FullyConnected, MaxPool
+from .network import check_sizes
+
+INITS = ("large", "scaled")
+INPUT_SHAPE = (1, 28, 28)
+
+
+def parse_layers(spec):
+    """[(kind, numbers)] from "conv:20x5x5,pool:2,fc:100,softmax:10", or a
+    ValueError that names the bad item."""
+    items = []
+    for item in str(spec).replace(" ", "").split(","):
+        kind, _, arg = item.partition(":")
+        try:
+            numbers = tuple(int(n) for n in arg.split("x"))
+        except ValueError:
+            numbers = ()
+        shapes = {"conv": (3, 2), "pool": (1,), "fc": (1,), "softmax": (1,)}
+        if kind not in shapes:
+            raise ValueError(f"layer {item!r}: unknown kind {kind!r} (conv, pool, fc, softmax)")
+        if len(numbers) not in shapes[kind] or min(numbers) < 1:
+            form = {"conv": "conv:FILTERSxKxK", "pool": "pool:P"}.get(kind, f"{kind}:N")
+            raise ValueError(f"layer {item!r}: expected {form} with positive whole numbers")
+        if kind == "conv" and len(numbers) == 3 and numbers[1] != numbers[2]:
+            raise ValueError(f"layer {item!r}: kernels are square, got {numbers[1]}x{numbers[2]}")
+        items.append((kind, numbers[:2]))
+    if not items or items[-1][0] not in ("fc", "softmax"):
+        raise ValueError(f"layers {spec!r}: the last layer must be fc:N or softmax:N")
+    if any(kind == "softmax" for kind, _ in items[:-1]):
+        raise ValueError(f"layers {spec!r}: softmax can only be the output layer")
+    return items
+
+
+def spec_from_sizes(sizes):
+    """The dense spec of a `sizes` list: [784, 100, 10] -> "fc:100,fc:10"."""
+    sizes = check_sizes(sizes)
+    return ",".join(f"fc:{n}" for n in sizes[1:])
+
+
+class Model:
+    """A feedforward network of conv, pool and fully connected layers.
+
+    `cost`: "quadratic", "cross-entropy" (sigmoid outputs) or
+    "log-likelihood" (softmax outputs; the default for them).  `init`:
+    "large" is the book's N(0, 1) weights and biases; "scaled" is chapter 3's
+    N(0, 1/n_in) weights, with biases at 0 rather than the book's N(0, 1): a
+    ReLU layer fed by units offset by N(0, 1) takes steps so large that its
+    units die in the first mini-batches (measured: a conv net stuck at 11%).
+    `dropout` is the probability of dropping each input of the fully
+    connected layers that follow a hidden layer, during training only.
+    """
+
+    def __init__(self, layers, cost=None, activation="sigmoid", init="scaled", dropout=0.0,
+                 seed=0, device="auto", dtype="float32", input_shape=INPUT_SHAPE, classes=None):
+        items = parse_layers(layers)
+        self.spec = ",".join(f"{k}:{'x'.join(map(str, n))}" for k, n in items)
+        output = "softmax" if items[-1][0] == "softmax" else "sigmoid"
+        cost = cost or ("log-likelihood" if output == "softmax" else "cross-entropy")
+        if cost not in COSTS:
+            raise ValueError(f"unknown cost {cost!r}: choose from {', '.join(COSTS)}")
+        if COSTS[cost][2] != output:
+            raise ValueError(f"the {cost} cost needs a {COSTS[cost][2]} output layer "
+                             f"({'softmax:N' if output == 'sigmoid' else 'fc:N'}), not {output}")
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}: choose from {', '.join(INITS)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.cost_name, self.activation, self.init, self.dropout = cost, activation, init, dropout
+        self.output = output
+        self.xp = backend.namespace(device)
+        self.dtype = backend.dtype_of(self.xp, dtype)
+        self.dtype_name = str(dtype)
+        self.seed, self.classes = seed, classes
+        self.rng = np.random.default_rng(seed)
+        self.input_shape = tuple(input_shape)
+        self.layers = self._build(items, activation)
+        for layer in self.layers:
+            if layer.w_shape is not None:
+                scale = 1.0 if init == "large" else 1.0 / np.sqrt(layer.fan_in)
+                layer.w = self.asarray(self.rng.standard_normal(layer.w_shape) * scale)
+                b = self.rng.standard_normal((layer.w_shape[0], 1))
+                layer.b = self.asarray(b if init == "large" else 0.0 * b)
+
+    def _build(self, items, activation):
+        shape, layers = self.input_shape, []
+        for i, (kind, n) in enumerate(items):
+            if kind in ("conv", "pool") and len(shape) != 3:
+                raise ValueError(f"{kind} layer {i + 1} needs image input, but gets {shape}")
+            if kind == "conv":
+                layer = Conv(shape, n[0], n[1], activation)
+            elif kind == "pool":
+                layer = MaxPool(shape, n[0])
+            else:
+                out = "softmax" if kind == "softmax" else (
+                    "sigmoid" if i == len(items) - 1 else activation)
+                layer = FullyConnected(shape, n[0], out)
+            layers.append(layer)
+            shape = layer.shape_out
+        return layers
+
+    @property
+    def weights(self):
+        return [layer.w for layer in self.layers if layer.w_shape is not None]
+
+    @property
+    def biases(self):
+        return [layer.b for layer in self.layers if layer.w_shape is not None]
+
+    @property
+    def n_in(self):
+        return int(np.prod(self.input_shape))
+
+    @property
+    def n_out(self):
+        return self.layers[-1].shape_out[0]
+
+    def asarray(self, a):
+        return self.xp.asarray(a, dtype=self.dtype)
+
+    def dropped(self):
+        """Indices of the layers whose inputs dropout thins: fully connected
+        layers fed by a hidden layer (never the raw pixels)."""
+        return [i for i, layer in enumerate(self.layers)
+                if i > 0 and isinstance(layer, FullyConnected)] if self.dropout else []
+
+    def dropout_masks(self, m):
+        """Fresh masks for one mini-batch: 0 for a dropped input, 1/(1-p) for
+        a kept one, so the expected input is unchanged and inference needs
+        no rescaling (inverted dropout)."""
+        p = self.dropout
+        return {i: self.asarray((self.rng.random((self.layers[i].n_in, m), dtype=np.float32)
+                                 >= p).astype(np.float32) / (1.0 - p))
+                for i in self.dropped()}
+
+    def forward(self, x, masks=None):
+        """All layers' (input, output, cache) for the (n_in, m) batch x."""
+        xp = self.xp
+        a, trace = x, []
+        for i, layer in enumerate(self.layers):
+            if masks and i in masks:
+                a = xp.reshape(a, (layer.n_in, a.shape[-1])) * masks[i]
+            out, cache = layer.forward(xp, a)
+            trace.append((out, cache))
+            a = out
+        return trace
+
+    def feedforward(self, x):
+        """Output (n_out, m) for input x of shape (n_in, m); no dropout."""
+        return self.forward(self.asarray(x))[-1][0]
+
+    def backprop(self, x, y, masks=None):
+        """Gradients [(nabla_w, nabla_b) or None per layer], summed over columns.
+
+        BP1 comes from the cost, BP2 from each layer's backward and the
+        previous layer's activation derivative, BP3/BP4 from the layers.
+        """
+        xp = self.xp
+        trace = self.forward(x, masks)
+        fn, output_delta, _ = COSTS[self.cost_name]
+        delta = output_delta(xp, trace[-1][0], y, self.layers[-1].back)
+        grads = [None] * len(self.layers)
+        for i in range(len(self.layers) - 1, -1, -1):
+            grads[i], d_in = self.layers[i].backward(xp, trace[i][1], delta, need_input=i > 0)
+            if i > 0:
+                if masks and i in masks:
+                    d_in = xp.reshape(d_in, masks[i].shape) * masks[i]
+                prev = self.layers[i - 1]
+                a_prev = trace[i - 1][0]
+                delta = prev.back(xp, a_prev, xp.reshape(d_in, a_prev.shape))
+        return grads
+
+    def cost(self, x, y):
+        """Summed cost of the (n_in, m) batch, without any L2 term."""
+        return COSTS[self.cost_name][0](self.xp, self.feedforward(x), y)
+
+    def sgd(self, training_data, epochs, mini_batch_size, eta, **options):
+        """Train by SGD with the later chapters' options; see fit.sgd."""
+        from .fit import sgd
+        return sgd(self, training_data, epochs, mini_batch_size, eta, **options)
+
+    def evaluate(self, data):
+        """Number of examples in `data` whose argmax output is the label."""
+        from .fit import evaluate
+        return evaluate(self, data)
+
+    def save(self, path):
+        from .checkpoint import save_model
+        save_model(self, path)

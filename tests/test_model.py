@@ -1,0 +1,239 @@
+"""The later chapters' Model on every array namespace: every layer, cost and
+activation against finite differences, and the chapter-1 Network as an anchor."""
+
+import numpy as np
+import pytest
+
+from digitnet import Network, backend
+from digitnet.costs import COSTS
+from digitnet.data import Dataset, expand
+from digitnet.fit import check_options, sgd
+from digitnet.model import Model, parse_layers, spec_from_sizes
+
+
+def batch(xp, n_in, n_out, m, seed=1):
+    rng = np.random.default_rng(seed)
+    y = np.zeros((n_out, m))
+    y[rng.integers(0, n_out, m), np.arange(m)] = 1.0
+    return xp.asarray(rng.random((n_in, m))), xp.asarray(y)
+
+
+def summed_cost(model, x, y, masks):
+    return COSTS[model.cost_name][0](model.xp, model.forward(x, masks)[-1][0], y)
+
+
+def numeric_gradient_error(model, x, y, masks, per_array=12, eps=1e-6):
+    """Largest relative error between backprop and central differences over a
+    random sample of every weight and bias."""
+    xp, rng = model.xp, np.random.default_rng(0)
+    grads = model.backprop(x, y, masks)
+    worst = 0.0
+    for layer, g in zip(model.layers, grads):
+        if g is None:
+            continue
+        for name, analytic in zip(("w", "b"), g):
+            p = backend.to_numpy(getattr(layer, name)).copy()
+            analytic = backend.to_numpy(analytic)
+            flat = rng.choice(p.size, min(per_array, p.size), replace=False)
+            for ix in zip(*np.unravel_index(flat, p.shape)):
+                costs = []
+                for sign in (1, -1):
+                    q = p.copy()
+                    q[ix] += sign * eps
+                    setattr(layer, name, xp.asarray(q))
+                    costs.append(summed_cost(model, x, y, masks))
+                setattr(layer, name, xp.asarray(p))
+                numeric = (costs[0] - costs[1]) / (2 * eps)
+                worst = max(worst, abs(numeric - analytic[ix]) /
+                            max(abs(numeric) + abs(analytic[ix]), 1e-7))
+    return worst
+
+
+CASES = [
+    # (layers, cost, activation, input shape, dropout)
+    ("fc:5,fc:3", "quadratic", "sigmoid", (12,), 0.0),
+    ("fc:5,fc:3", "cross-entropy", "tanh", (12,), 0.0),
+    ("fc:5,fc:3", "cross-entropy", "relu", (12,), 0.0),
+    ("fc:5,softmax:3", "log-likelihood", "sigmoid", (12,), 0.0),
+    ("fc:6,fc:4,softmax:3", "log-likelihood", "relu", (12,), 0.5),
+    ("conv:3x3x3,pool:2,fc:5,softmax:3", "log-likelihood", "relu", (1, 8, 8), 0.0),
+    ("conv:3x3x3,pool:2,conv:4x3x3,pool:2,fc:4,softmax:3", "log-likelihood", "tanh",
+     (2, 10, 10), 0.3),
+    ("conv:2x3x3,fc:3", "quadratic", "sigmoid", (1, 5, 5), 0.0),
+]
+
+
+@pytest.mark.parametrize("layers, cost, activation, shape, dropout", CASES,
+                         ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
+def test_gradients_match_finite_differences(xp, layers, cost, activation, shape, dropout):
+    model = Model(layers, cost=cost, activation=activation, dropout=dropout, seed=3,
+                  device=xp, dtype="float64", input_shape=shape)
+    rng = np.random.default_rng(2)
+    for layer in model.layers:  # nonzero biases, so no unit sits exactly on a ReLU kink
+        if layer.w_shape is not None:
+            layer.b = xp.asarray(rng.standard_normal((layer.w_shape[0], 1)) * 0.5)
+    x, y = batch(xp, int(np.prod(shape)), model.n_out, m=4)
+    masks = model.dropout_masks(4) if dropout else None
+    assert numeric_gradient_error(model, x, y, masks) < 1e-5
+
+
+def test_the_book_network_is_a_special_case(xp):
+    """Quadratic cost, sigmoid outputs: the same gradients as the chapter-1 Network."""
+    net = Network([12, 5, 3], seed=4, device=xp, dtype="float64")
+    model = Model(spec_from_sizes(net.sizes), cost="quadratic", device=xp, dtype="float64",
+                  input_shape=(12,))
+    for layer, w, b in zip(model.layers, net.weights, net.biases):
+        layer.w, layer.b = w, b
+    x, y = batch(xp, 12, 3, m=7)
+    nabla_b, nabla_w = net.backprop(x, y)
+    for (gw, gb), nw, nb in zip(model.backprop(x, y), nabla_w, nabla_b):
+        np.testing.assert_allclose(backend.to_numpy(gw), backend.to_numpy(nw), rtol=1e-12)
+        np.testing.assert_allclose(backend.to_numpy(gb), backend.to_numpy(nb), rtol=1e-12)
+
+
+def test_softmax_outputs_are_probabilities_even_for_huge_inputs(xp):
+    model = Model("fc:4,softmax:3", seed=0, device=xp, dtype="float32", input_shape=(2,))
+    out = backend.to_numpy(model.feedforward(xp.asarray(np.array([[1e4, -1e4], [3.0, 0.0]]))))
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=1e-6)
+
+
+def test_max_pool_routes_the_gradient_to_each_block_max():
+    model = Model("pool:2,fc:1", input_shape=(1, 4, 4), device="cpu", dtype="float64")
+    pool = model.layers[0]
+    x = np.arange(16.0)[::-1].reshape(1, 4, 4, 1)
+    a, cache = pool.forward(np, x)
+    np.testing.assert_array_equal(a[0, :, :, 0], [[15, 13], [7, 5]])
+    _, dx = pool.backward(np, cache, np.ones((1, 2, 2, 1)), True)
+    assert dx.sum() == 4 and dx[0, 0, 0, 0] == dx[0, 0, 2, 0] == dx[0, 2, 0, 0] == 1
+
+
+def test_dropout_masks_are_inverted_and_skip_the_pixels():
+    model = Model("fc:50,fc:40,softmax:10", dropout=0.25, input_shape=(784,), device="cpu")
+    masks = model.dropout_masks(1000)
+    assert sorted(masks) == [1, 2]  # never layer 0, whose inputs are pixels
+    mask = masks[1]
+    assert mask.shape == (50, 1000) and set(np.unique(mask)) == {0.0, np.float32(1 / 0.75)}
+    assert abs(float(np.mean(mask == 0)) - 0.25) < 0.01
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("conv:20x5x5,pool:2", "last layer must be fc:N or softmax:N"),
+    ("softmax:10,fc:10", "softmax can only be the output layer"),
+    ("conv:20x5x4,fc:10", "kernels are square"),
+    ("dense:100,fc:10", "unknown kind 'dense'"),
+    ("fc:0,fc:10", "expected fc:N with positive whole numbers"),
+    ("conv:20,fc:10", "expected conv:FILTERSxKxK"),
+    ("conv:20x5x5,pool:5,fc:10", "pool:5 needs feature maps divisible by 5"),
+    ("conv:2x30x30,fc:10", "does not fit 28x28"),
+    ("fc:30,pool:2,fc:10", "needs image input"),
+])
+def test_bad_layer_specs_say_what_is_wrong(spec, message):
+    with pytest.raises(ValueError, match=message):
+        Model(spec, device="cpu")
+
+
+def test_costs_must_fit_the_output_layer():
+    with pytest.raises(ValueError, match="log-likelihood cost needs a softmax output"):
+        Model("fc:30,fc:10", cost="log-likelihood", device="cpu")
+    with pytest.raises(ValueError, match="cross-entropy cost needs a sigmoid output"):
+        Model("fc:30,softmax:10", cost="cross-entropy", device="cpu")
+    assert parse_layers("conv:20x5,fc:10") == [("conv", (20, 5)), ("fc", (10,))]
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(lmbda=-1.0), "lmbda must be a number >= 0"),
+    (dict(momentum=1.0), "momentum must be in"),
+    (dict(patience=0), "patience must be a whole number"),
+    (dict(eta_decay=128), "eta_decay needs patience"),
+    (dict(patience=3), "give validation data"),
+])
+def test_bad_training_options(options, message):
+    full = dict(epochs=1, mini_batch_size=10, eta=0.1, lmbda=0.0, momentum=0.0,
+                patience=None, eta_decay=None, validation_data=None)
+    full.update(options)
+    with pytest.raises(ValueError, match=message):
+        check_options(**full)
+
+
+def tiny_data(n, seed):
+    """Two linearly separable classes, so a tiny model learns them in an epoch."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    images = rng.random((6, n)) * 0.5 + 0.5 * labels
+    return Dataset(images.astype(np.float32), labels)
+
+
+def test_plateau_schedule_halves_eta_then_stops_and_keeps_the_best_weights():
+    model = Model("fc:4,softmax:2", input_shape=(6,), device="cpu", seed=0)
+    train, val = tiny_data(200, 1), tiny_data(100, 2)
+    history = sgd(model, train, 200, 10, 0.5, validation_data=val, patience=2, eta_decay=8)
+    etas = [r["eta"] for r in history]
+    assert len(history) < 200 and set(etas) <= {0.5, 0.25, 0.125}
+    assert etas == sorted(etas, reverse=True) and etas[-1] == 0.125
+    best = max(history, key=lambda r: r["validation_accuracy"])
+    assert model.evaluate(val) == best["validation_correct"]
+
+
+def full_batch_models(seed=5):
+    return [Model("fc:3,softmax:2", input_shape=(6,), device="cpu", dtype="float64", seed=seed)
+            for _ in range(2)]
+
+
+def test_l2_is_the_book_weight_decay():
+    """One full-batch step with lmbda differs from one without by exactly
+    (eta lmbda / n) w0, biases untouched."""
+    train = tiny_data(50, 3)
+    a, b = full_batch_models()
+    w0 = a.weights[0].copy()
+    sgd(a, train, 1, 50, 0.1, lmbda=1000.0)
+    sgd(b, train, 1, 50, 0.1)
+    np.testing.assert_allclose(a.weights[0], b.weights[0] - 0.1 * 1000.0 / 50 * w0,
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(a.biases[0], b.biases[0], rtol=1e-12)
+
+
+def test_momentum_carries_the_last_step_forward():
+    """Two full-batch steps: w2 = w1 - (eta/m) g(w1) + mu (w1 - w0)."""
+    train, mu, eta, n = tiny_data(40, 4), 0.9, 0.2, 40
+    a, ref = full_batch_models()
+    sgd(a, train, 2, n, eta, momentum=mu)
+    x, y = train.images.astype(np.float64), np.eye(2)[:, train.labels]
+    layers = [layer for layer in ref.layers]
+    previous = [(layer.w.copy(), layer.b.copy()) for layer in layers]
+    for step in range(2):
+        grads = ref.backprop(x, y)
+        for layer, (gw, gb), (pw, pb) in zip(layers, grads, previous):
+            w, b = layer.w.copy(), layer.b.copy()
+            layer.w = w - eta / n * gw + (mu * (w - pw) if step else 0.0)
+            layer.b = b - eta / n * gb + (mu * (b - pb) if step else 0.0)
+            previous[layers.index(layer)] = (w, b)
+    for got, want in zip(a.weights + a.biases, ref.weights + ref.biases):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_expand_adds_the_four_one_pixel_shifts():
+    rng = np.random.default_rng(0)
+    images = rng.random((784, 3)).astype(np.float32)
+    big = expand(Dataset(images, np.array([4, 5, 6])))
+    assert len(big) == 15 and list(big.labels[:6]) == [4, 4, 4, 4, 4, 5]
+    img = images[:, 0].reshape(28, 28)
+    up, down, left, right = (big.images[:, k].reshape(28, 28) for k in range(1, 5))
+    np.testing.assert_array_equal(big.images[:, 0], images[:, 0])
+    np.testing.assert_array_equal(up[:27], img[1:])
+    np.testing.assert_array_equal(down[1:], img[:27])
+    np.testing.assert_array_equal(left[:, :27], img[:, 1:])
+    np.testing.assert_array_equal(right[:, 1:], img[:, :27])
+    assert not up[27].any() and not down[0].any() and not left[:, 27].any()
+
+
+def test_save_and_load_a_conv_model(tmp_path, xp):
+    from digitnet import checkpoint
+    model = Model("conv:3x5x5,pool:2,fc:8,softmax:10", activation="relu", seed=2, device="cpu")
+    model.classes = [f"c{i}" for i in range(10)]
+    model.save(tmp_path / "conv.npz")
+    back = checkpoint.load(tmp_path / "conv.npz", device=xp)
+    assert isinstance(back, Model) and back.spec == model.spec and back.classes == model.classes
+    x = np.random.default_rng(0).random((784, 3))
+    np.testing.assert_allclose(backend.to_numpy(back.feedforward(xp.asarray(x))),
+                               model.feedforward(x), rtol=1e-5)
