@@ -22,7 +22,10 @@ SIDE = 28
 MNIST_CENTRE = 14.0
 # How Fashion-MNIST was made instead: trimmed, longest edge scaled to 28,
 # centred by its box (zalandoresearch/fashion-mnist, "Get the data").
-RECIPES = {"digits": {"box": 20, "centre": "mass"}, "fashion": {"box": 28, "centre": "box"}}
+# Fashion-MNIST's trim is exact (no threshold, no margin): its pictures have
+# no anti-aliased strokes, and a box threshold would trim dark garments.
+RECIPES = {"digits": {"box": 20, "centre": "mass", "threshold": 0.2, "margin": True},
+           "fashion": {"box": 28, "centre": "box", "threshold": 0.0, "margin": False}}
 # Less contrast than this between ink and background is a blank picture
 # (JPEG noise on an empty page is a few hundredths).
 MIN_CONTRAST = 0.1
@@ -105,11 +108,11 @@ def ink(grey):
     else:
         a = (grey - background) / (1.0 - background)
     a = np.clip(a, 0.0, 1.0)
-    # What the border varies by is noise (JPEG, paper grain), not ink; the
-    # 90th percentile, so a stroke touching the edge does not count, and
-    # capped, so noise never erases real strokes.
+    # How much the border varies is noise (JPEG, paper grain), not ink.  The
+    # median deviation ignores strokes or garments touching the edge (up to
+    # half the border), and the cap keeps noise from erasing real strokes.
     border_ink = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    a[a <= min(2 * float(np.percentile(border_ink, 90)), 0.3)] = 0.0
+    a[a <= min(4 * float(np.median(border_ink)), 0.3)] = 0.0
     if a.max() < MIN_CONTRAST:
         raise ImageError("blank picture: no ink found")
     a /= a.max()
@@ -122,7 +125,7 @@ def ink(grey):
 BOX_THRESHOLD = 0.2
 
 
-def crop(a, threshold=BOX_THRESHOLD):
+def crop(a, threshold=BOX_THRESHOLD, margin=True):
     """The ink's box with a margin, and the box's longer side.
 
     The box, around strong ink, sets the scale; the margin keeps the faint
@@ -131,7 +134,7 @@ def crop(a, threshold=BOX_THRESHOLD):
     strong = a > threshold
     rows, cols = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
     size = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
-    m = max(1, size // 10)
+    m = max(1, size // 10) if margin else 0
     return a[max(rows[0] - m, 0):rows[-1] + 1 + m, max(cols[0] - m, 0):cols[-1] + 1 + m], size
 
 
@@ -156,7 +159,7 @@ def place(a, centre="mass"):
         cx = (a.sum(axis=0) @ np.arange(w)) / total
         top, left = round(MNIST_CENTRE - cy), round(MNIST_CENTRE - cx)
     else:
-        top, left = (SIDE - h) // 2, (SIDE - w) // 2
+        top, left = (SIDE - h + 1) // 2, (SIDE - w + 1) // 2  # odd spare pixel: as Fashion-MNIST
     canvas = np.zeros((SIDE + 2 * h, SIDE + 2 * w))
     canvas[h + top:2 * h + top, w + left:2 * w + left] = a
     return canvas[h:h + SIDE, w:w + SIDE]
@@ -165,7 +168,8 @@ def place(a, centre="mass"):
 def preprocess(grey, recipe="digits"):
     """A greyscale picture (2-D, 0 black to 1 white) as a (784,) MNIST column."""
     r = RECIPES[recipe]
-    return place(fit(*crop(ink(grey)), r["box"]), r["centre"]).reshape(SIDE * SIDE).astype(np.float32)
+    region, size = crop(ink(grey), r["threshold"], r["margin"])
+    return place(fit(region, size, r["box"]), r["centre"]).reshape(SIDE * SIDE).astype(np.float32)
 
 
 def load(path, recipe="digits"):
