@@ -94,6 +94,7 @@ def learning_curves(runs, labels=None, path=None):
     if not kinds:
         raise ValueError("no accuracy or cost per epoch in these metrics files")
     fig = figure(5 * len(kinds) + 1, 4)
+    from matplotlib.ticker import MaxNLocator
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
     colours = [f"C{i % 10}" for i in range(len(runs))]
     for ax, kind in zip(axes, kinds):
@@ -104,6 +105,7 @@ def learning_curves(runs, labels=None, path=None):
                     ax.plot(x, y, LINES[split], color=colour, marker="." if len(x) < 40 else None,
                             label=f"{label}, {split}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
         ax.set_ylabel("accuracy (%)" if kind == "accuracy" else "cost")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
