@@ -9,5 +9,13 @@
 from .data import Dataset, load_dataset, load_mnist
 from .network import Network
 
+
+def predict(net, paths, dataset="mnist"):
+    """Predictions for picture files (see imaging.predict; needs digitnet[image])."""
+    from .imaging import predict
+    return predict(net, paths, dataset=dataset)
+
 __version__ = "0.1.0"
-__all__ = ["Network", "Dataset", "load_mnist", "load_dataset", "__version__"]
+__all__ = ["Network", "Dataset", "load_mnist", "load_dataset", "predict", "__version__"]
+# Pictures: digitnet.plots (needs digitnet[plot]); the chapter's perceptrons:
+# digitnet.perceptron; the installation: digitnet.info.

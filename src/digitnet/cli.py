@@ -1,4 +1,7 @@
-"""The `digitnet` command: train, evaluate, download.
+"""The `digitnet` command: train networks, evaluate them, and show what they do.
+
+train, evaluate and download live here; predict, plot, perceptron and info
+in cli_show.py.
 
 Every user mistake ends in one line on stderr and a non-zero exit (2 for bad
 arguments, 1 for bad files or data), never a traceback.
@@ -125,6 +128,9 @@ def build_parser():
     d = sub.add_parser("download", help="download and verify the dataset files")
     d.add_argument("--data-dir", help="data folder (default: $DIGITNET_DATA, else ./data)")
     d.add_argument("--dataset", choices=data.DATASETS + ("all",), default="mnist")
+
+    from . import cli_show  # predict, plot, perceptron, info: they import this module
+    cli_show.add_commands(sub)
     return parser
 
 
@@ -304,7 +310,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args, parser)
+        run = COMMANDS.get(args.command) or args.run  # cli_show's commands carry `run`
+        return run(args, parser)
     except KeyboardInterrupt:
         print("digitnet: interrupted", file=sys.stderr)
         return 130

@@ -40,3 +40,32 @@ def adder(x1, x2, neuron=perceptron, **kw):
 def cheese_festival(weather, partner, transit, threshold=5):
     """Go to the festival? Weights 6 (weather), 2 (partner goes), 2 (transit)."""
     return perceptron((weather, partner, transit), (6, 2, 2), -threshold)
+
+
+def report(scales=(1, 2, 5, 10, 25)):
+    """The chapter's examples worked through, as lines of text (`digitnet perceptron`)."""
+    bits = ((0, 0), (0, 1), (1, 0), (1, 1))
+    lines = ["A perceptron outputs 1 if w . x + b > 0, else 0 (b = -threshold).", "",
+             f"NAND: weights {NAND_W}, bias {NAND_B}",
+             "  x1 x2 | w.x+b | out"]
+    for a, b in bits:
+        lines.append(f"   {a}  {b} | {NAND_W[0] * a + NAND_W[1] * b + NAND_B:>5} |  {nand(a, b)}")
+    lines += ["", "Two-bit adder built only from NAND perceptrons:", "  x1 x2 | sum carry"]
+    for a, b in bits:
+        s, c = adder(a, b)
+        lines.append(f"   {a}  {b} |  {s}    {c}")
+    lines += ["", "The same adder of sigmoid neurons, weights and bias scaled by c:",
+              f"     c | {'sum for 00, 01, 10, 11':<23} | {'carry for 00, 01, 10, 11':<24} | max error"]
+    for c in scales:
+        outs = [adder(a, b, sigmoid_neuron, scale=c) for a, b in bits]
+        err = max(abs(o - p) for (a, b), out in zip(bits, outs)
+                  for o, p in zip(out, adder(a, b)))
+        s = " ".join(f"{o[0]:.3f}" for o in outs)
+        k = " ".join(f"{o[1]:.3f}" for o in outs)
+        lines.append(f"  {c:>4} | {s} | {k:<24} | {err:.2e}")
+    lines += ["", "Cheese festival: weights 6 (weather), 2 (partner), 2 (transit)",
+              "  weather partner transit | threshold 5 | threshold 3"]
+    for x in ((1, 0, 0), (0, 1, 1), (0, 1, 0), (0, 0, 0)):
+        lines.append(f"     {x[0]}       {x[1]}       {x[2]}    |      {cheese_festival(*x)}      "
+                     f"|      {cheese_festival(*x, threshold=3)}")
+    return lines

@@ -1,0 +1,92 @@
+"""`digitnet info`: what this installation runs on, for bug reports and for
+knowing why training is as fast (or slow) as it is."""
+
+import os
+import platform
+import sys
+
+import numpy as np
+
+from . import __version__, backend, data, download
+
+
+def blas():
+    """{name, version, threads} of the BLAS NumPy calls, as well as can be told.
+
+    threadpoolctl asks the loaded library itself (and knows its threads);
+    without it, NumPy's build configuration names the BLAS it was built with.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+        for lib in threadpool_info():
+            if lib.get("user_api") == "blas":
+                return {"name": lib.get("internal_api"), "version": lib.get("version"),
+                        "threads": lib.get("num_threads"),
+                        "threading": lib.get("threading_layer")}
+    except ImportError:
+        pass
+    try:
+        config = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return {"name": config.get("name"), "version": config.get("version"), "threads": None}
+    except Exception:  # older NumPy, or a layout we do not know
+        return {"name": None, "version": None, "threads": None}
+
+
+def cuda():
+    """{usable, device or reason, cupy version}; imports CuPy only if it is there."""
+    cupy, why = backend._cupy_or_reason()
+    if cupy is None:
+        return {"usable": False, "reason": why, "cupy": _installed_cupy()}
+    return {"usable": True, "device": backend.describe(cupy), "cupy": cupy.__version__}
+
+
+def _installed_cupy():
+    from importlib import metadata
+    for dist in ("cupy-cuda12x", "cupy-cuda11x", "cupy"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return None
+
+
+def datasets(data_dir=None):
+    """{dataset: {file: "verified" | "wrong hash" | "missing"}} in the data folder."""
+    root = data.data_root(data_dir)
+    words = {True: "verified", False: "wrong hash", None: "missing"}
+    return {name: {f: words[ok] for f, ok in download.verified(name, root / name).items()}
+            for name in data.DATASETS}
+
+
+def info(data_dir=None):
+    """Everything `digitnet info` prints, as a dict (JSON-ready)."""
+    root = data.data_root(data_dir)
+    source = ("--data-dir" if data_dir else
+              "$DIGITNET_DATA" if os.environ.get("DIGITNET_DATA") else "default ./data")
+    return {"digitnet": __version__,
+            "python": f"{platform.python_version()} ({sys.executable})",
+            "numpy": np.__version__,
+            "blas": blas(),
+            "cuda": cuda(),
+            "data_dir": {"path": str(root.resolve()), "from": source},
+            "datasets": datasets(data_dir)}
+
+
+def format_info(d):
+    """The dict of `info` as the lines `digitnet info` prints."""
+    b, c = d["blas"], d["cuda"]
+    threads = f", {b['threads']} threads" if b.get("threads") else ""
+    lines = [f"digitnet  {d['digitnet']}",
+             f"python    {d['python']}",
+             f"numpy     {d['numpy']}",
+             f"blas      {b.get('name') or 'unknown'} {b.get('version') or ''}{threads}".rstrip(),
+             f"cupy      {c.get('cupy') or 'not installed'}",
+             "cuda      " + (f"usable: {c['device']}" if c["usable"] else f"not usable: {c['reason']}"),
+             f"data dir  {d['data_dir']['path']} (from {d['data_dir']['from']})"]
+    for name, files in d["datasets"].items():
+        states = set(files.values())
+        summary = (f"all {len(files)} files verified" if states == {"verified"} else
+                   "not downloaded" if states == {"missing"} else
+                   ", ".join(f"{f} {s}" for f, s in files.items()))
+        lines.append(f"  {name:<14}{summary}")
+    return lines

@@ -1,0 +1,229 @@
+"""Pictures of learning: curves, mistakes, confusion, hidden neurons, samples.
+
+Each function returns a matplotlib Figure and, given `path`, writes it as a
+PNG atomically.  Figures are built without pyplot (no GUI backend, no
+global state), at a fixed size and dpi so a picture's pixel size is known.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import backend
+from .checkpoint import write_atomic
+from .data import CLASSES
+from .extras import require
+
+DPI = 100
+# (key, split, kind) for everything an epoch record may carry; plain
+# "accuracy" is the test accuracy of metrics files that have nothing else.
+SERIES = [("training_accuracy", "training", "accuracy"),
+          ("validation_accuracy", "validation", "accuracy"),
+          ("test_accuracy", "test", "accuracy"),
+          ("training_cost", "training", "cost"),
+          ("validation_cost", "validation", "cost"),
+          ("test_cost", "test", "cost")]
+LINES = {"test": "-", "validation": "--", "training": ":"}
+
+
+def figure(width, height):
+    """A pyplot-free Figure of width x height inches (DPI pixels per inch)."""
+    require("matplotlib", "plot", "pictures")
+    from matplotlib.figure import Figure
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def save(fig, path):
+    """Write `fig` to `path` as a PNG, atomically (a temporary file, renamed)."""
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
+
+
+def _done(fig, path):
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def read_metrics(path):
+    """A metrics JSON written by `digitnet train --metrics`, checked enough to plot."""
+    try:
+        run = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{path}: not a JSON file") from None
+    if not isinstance(run, dict) or not isinstance(run.get("epochs"), list):
+        raise ValueError(f"{path}: not a metrics file (no 'epochs' list)")
+    return run
+
+
+def curve(run, key):
+    """(epochs, values) for `key`, with accuracies as percentages."""
+    points = []
+    for r in run["epochs"]:
+        value = r.get(key)
+        if value is None and key == "test_accuracy":
+            value = r.get("accuracy")
+        if isinstance(value, (int, float)):
+            points.append((r.get("epoch", len(points) + 1),
+                           100 * value if key.endswith("accuracy") else value))
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def run_label(run, fallback):
+    c = run.get("config", {})
+    if "eta" in c:
+        return f"{c.get('sizes', '')} eta={c['eta']}".strip()
+    return fallback
+
+
+def learning_curves(runs, labels=None, path=None):
+    """Accuracy (and cost, when recorded) per epoch, one colour per run.
+
+    `runs` are metrics dicts or paths to metrics files; the line style
+    tells the split (test solid, validation dashed, training dotted), so
+    runs with different learning rates compare on one plot as in the book.
+    """
+    runs = [read_metrics(r) if isinstance(r, (str, Path)) else r for r in runs]
+    labels = labels or [run_label(r, f"run {i + 1}") for i, r in enumerate(runs)]
+    if len(labels) != len(runs):
+        raise ValueError(f"{len(labels)} labels for {len(runs)} runs")
+    kinds = [k for k in ("accuracy", "cost")
+             if any(curve(r, key)[0] for r in runs for key, _, kind in SERIES if kind == k)]
+    if not kinds:
+        raise ValueError("no accuracy or cost per epoch in these metrics files")
+    fig = figure(5 * len(kinds) + 1, 4)
+    from matplotlib.ticker import MaxNLocator
+    axes = fig.subplots(1, len(kinds), squeeze=False)[0]
+    colours = [f"C{i % 10}" for i in range(len(runs))]
+    for ax, kind in zip(axes, kinds):
+        for run, label, colour in zip(runs, labels, colours):
+            for key, split, k in SERIES:
+                x, y = curve(run, key)
+                if k == kind and x:
+                    ax.plot(x, y, LINES[split], color=colour, marker="." if len(x) < 40 else None,
+                            label=f"{label}, {split}")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
+        ax.set_ylabel("accuracy (%)" if kind == "accuracy" else "cost")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return _done(fig, path)
+
+
+def predictions(net, dataset, batch=1000):
+    """The network's class for every example, computed in batches on its device."""
+    out = [np.argmax(backend.to_numpy(net.feedforward(dataset.images[:, i:i + batch])), axis=0)
+           for i in range(0, len(dataset), batch)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def _names(net, dataset):
+    names = getattr(net, "classes", None) if net is not None else None
+    return tuple(names) if names is not None else tuple(dataset.classes)
+
+
+def _grid(n, cols):
+    return max(1, -(-n // cols)), min(n, cols) or 1
+
+
+def _image_grid(images, titles, cols, cmap="gray", title=None, scale=1.1):
+    """Images (n, 28, 28) in a grid with a small title over each."""
+    n = len(images)
+    rows, cols = _grid(n, cols)
+    fig = figure(cols * scale, rows * scale + (0.4 if title else 0))
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < n:
+            ax.imshow(images[i], cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(titles[i], fontsize=7, pad=2)
+    return fig
+
+
+def misclassified(net, dataset, n=40, cols=10, path=None, predicted=None):
+    """The first `n` test examples the network gets wrong: "true > predicted"."""
+    predicted = predictions(net, dataset) if predicted is None else predicted
+    wrong = np.flatnonzero(predicted != dataset.labels)
+    names = _names(net, dataset)
+    pick = wrong[:n]
+    images = dataset.images[:, pick].T.reshape(-1, 28, 28)
+    titles = [f"{names[dataset.labels[i]]} > {names[predicted[i]]}" for i in pick]
+    title = (f"{len(wrong)} of {len(dataset)} misclassified; first {len(pick)} "
+             "(true > predicted)")
+    return _done(_image_grid(images, titles, cols, title=title, scale=1.2), path)
+
+
+def confusion_matrix(net, dataset, path=None, predicted=None):
+    """Counts of (true class, predicted class): where the mistakes go."""
+    predicted = predictions(net, dataset) if predicted is None else predicted
+    names = _names(net, dataset)
+    k = len(names)
+    counts = np.bincount(dataset.labels * k + predicted, minlength=k * k).reshape(k, k)
+    fig = figure(7, 6.2)
+    ax = fig.subplots()
+    # Log colours: the diagonal's ~1000s would otherwise wash out the errors.
+    shown = np.log1p(counts)
+    ax.imshow(shown, cmap="Blues")
+    for t in range(k):
+        for p in range(k):
+            dark = shown[t, p] > 0.6 * shown.max()
+            ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")
+    ax.set_xticks(range(k), names, rotation=45 if len(max(names, key=len)) > 2 else 0,
+                  ha="right" if len(max(names, key=len)) > 2 else "center")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    correct = int(np.trace(counts))
+    ax.set_title(f"confusion matrix: {correct}/{counts.sum()} correct "
+                 f"({100 * correct / max(counts.sum(), 1):.2f}%)", fontsize="medium")
+    return _done(fig, path)
+
+
+def first_layer(net):
+    """The first layer's weights as (n, 784) host array, if it is fully connected."""
+    weights = getattr(net, "weights", None)
+    w = backend.to_numpy(weights[0]) if weights else None
+    if w is None or w.ndim != 2 or w.shape[1] != 784:
+        raise ValueError("first layer is not fully connected from the 784 pixels; "
+                         "no 28x28 weight pictures to draw")
+    return w
+
+
+def hidden_weights(net, cols=10, path=None):
+    """Each first-layer neuron's 784 weights as a 28x28 picture.
+
+    Red pixels excite the neuron, blue ones inhibit it; each picture has its
+    own symmetric scale, since it is the pattern, not the size, that says
+    what the neuron looks for.
+    """
+    w = first_layer(net)
+    n = w.shape[0]
+    rows, cols = _grid(n, cols)
+    fig = figure(cols * 1.0, rows * 1.0 + 0.4)
+    fig.suptitle(f"first-layer weights of {n} hidden neurons (red +, blue -)",
+                 fontsize="medium")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < n:
+            m = float(np.abs(w[i]).max()) or 1.0
+            ax.imshow(w[i].reshape(28, 28), cmap="RdBu_r", vmin=-m, vmax=m,
+                      interpolation="nearest")
+            ax.set_title(str(i), fontsize=7, pad=2)
+    return _done(fig, path)
+
+
+def samples(dataset, n=40, cols=10, path=None, title=None):
+    """The first `n` examples of a dataset with their labels."""
+    n = min(n, len(dataset))
+    images = dataset.images[:, :n].T.reshape(-1, 28, 28)
+    titles = [dataset.classes[label] for label in dataset.labels[:n]]
+    if title is None:
+        name = "Fashion-MNIST" if tuple(dataset.classes) == CLASSES["fashion-mnist"] else "MNIST"
+        title = f"{name}: the first {n} examples"
+    return _done(_image_grid(images, titles, cols, title=title, scale=1.2), path)

@@ -1,0 +1,198 @@
+"""predict, plot, perceptron and info from the command line."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from digitnet import Network, cli, plots
+
+Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed (digitnet[image])")
+pytest.importorskip("matplotlib", reason="matplotlib is not installed (digitnet[plot])")
+
+
+def png_size(path):
+    """(width, height) of a PNG file, after checking it is one."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        return img.size
+
+
+def digit_files(test, folder, n=3):
+    paths = []
+    for i in range(n):
+        g = (test.images[:, i].reshape(28, 28) * 255).round().astype(np.uint8)
+        path = folder / f"digit{i}.png"
+        Image.fromarray(255 - g).resize((112, 112)).save(path)  # dark on light, x4
+        paths.append(path)
+    return paths
+
+
+def test_predict_prints_digit_and_outputs(mnist, trained_model, tmp_path, capsys):
+    _, _, test = mnist
+    paths = digit_files(test, tmp_path)
+    assert cli.main(["predict", str(trained_model), *map(str, paths), "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    for path, line, label in zip(paths, lines, test.labels):
+        assert line.startswith(f"{path}: {label}  outputs [")
+        assert len(line.split("[")[1].rstrip("]").split()) == 10
+
+
+def test_predict_json(mnist, trained_model, tmp_path, capsys):
+    _, _, test = mnist
+    paths = digit_files(test, tmp_path, n=2)
+    assert cli.main(["predict", str(trained_model), *map(str, paths), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in results] == list(map(str, paths))
+    for r, label in zip(results, test.labels):
+        assert set(r) == {"path", "digit", "label", "outputs"}
+        assert r["digit"] == label and len(r["outputs"]) == 10
+        assert all(0 <= v <= 1 for v in r["outputs"])
+
+
+def test_predict_bad_pictures_one_line_each_others_still_done(mnist, trained_model,
+                                                              tmp_path, capsys):
+    _, _, test = mnist
+    good = digit_files(test, tmp_path, n=2)
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((50, 50), 255, np.uint8)).save(blank)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(good[0].read_bytes()[:200])  # a truncated PNG
+    text = tmp_path / "notes.txt"
+    text.write_text("seven\n")
+    missing = tmp_path / "missing.png"
+    argv = ["predict", str(trained_model), str(blank), str(good[0]), str(broken),
+            str(text), str(missing), str(good[1])]
+    assert cli.main(argv) == 1
+    out, err = capsys.readouterr()
+    assert [l.split(":")[0] for l in out.splitlines()] == [str(good[0]), str(good[1])]
+    errors = err.splitlines()
+    assert errors == [f"digitnet: error: {blank}: blank picture: no ink found",
+                      errors[1],
+                      f"digitnet: error: {text}: not a picture Pillow can read",
+                      f"digitnet: error: {missing}: file not found"]
+    assert errors[1].startswith(f"digitnet: error: {broken}: damaged or unsupported picture")
+
+
+def test_a_missing_extra_is_one_line_naming_it(trained_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now fails
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert cli.main(["predict", str(trained_model), "x.png"]) == 1
+    assert capsys.readouterr().err == ("digitnet: error: digitnet predict needs PIL, which is "
+                                       "not installed: pip install 'digitnet[image]'\n")
+    assert cli.main(["plot", "weights", str(trained_model), "--out", str(tmp_path / "w.png")]) == 1
+    assert "pip install 'digitnet[plot]'" in capsys.readouterr().err
+
+
+def write_run(path, eta, accuracies, costs=False):
+    epochs = [{"epoch": i + 1, "seconds": 0.2, "correct": int(a * 1e4), "total": 10_000,
+               "accuracy": a} for i, a in enumerate(accuracies)]
+    if costs:  # the richer records of later metrics files
+        for r in epochs:
+            r.update(training_cost=1 - r["accuracy"], training_accuracy=r["accuracy"] + 0.01,
+                     validation_accuracy=r["accuracy"] - 0.01, test_cost=1.1 - r["accuracy"])
+    path.write_text(json.dumps({"config": {"sizes": [784, 30, 10], "eta": eta}, "epochs": epochs}))
+    return str(path)
+
+
+def test_plot_curves(tmp_path, capsys):
+    runs = [write_run(tmp_path / f"{eta}.json", eta, acc)
+            for eta, acc in [(0.001, [0.1, 0.12, 0.15]), (3.0, [0.9, 0.93, 0.94])]]
+    out = tmp_path / "curves.png"
+    assert cli.main(["plot", "curves", *runs, "--out", str(out),
+                     "--labels", "slow", "good"]) == 0
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    assert png_size(out) == (600, 400)
+    rich = write_run(tmp_path / "rich.json", 3.0, [0.9, 0.95], costs=True)
+    assert cli.main(["plot", "curves", rich, runs[0], "--out", str(out)]) == 0
+    assert png_size(out) == (1100, 400)  # accuracy and cost side by side
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["plot", "curves", "a.json", "--out", "/no/such/dir/c.png"], "--out: folder /no/such/dir"),
+    (["plot", "curves", "a.json", "b.json", "--labels", "one", "--out", "c.png"],
+     "--labels: 1 labels for 2 runs"),
+    (["plot", "weights", "m.npz"], "the following arguments are required: --out"),
+    (["plot", "errors", "m.npz", "--dataset", "cifar", "--out", "e.png"], "invalid choice"),
+])
+def test_plot_argument_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_plot_curves_bad_metrics_file(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert cli.main(["plot", "curves", str(bad), "--out", str(tmp_path / "c.png")]) == 1
+    assert capsys.readouterr().err == f"digitnet: error: {bad}: not a JSON file\n"
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_plot_errors_confusion_weights_samples(mnist_dir, trained_model, tmp_path):
+    expect = {"errors": (1200, 520), "confusion": (700, 620), "weights": (1000, 340),
+              "samples": (1200, 520)}
+    for kind, size in expect.items():
+        out = tmp_path / f"{kind}.png"
+        argv = ["plot", kind] + ([str(trained_model)] if kind != "samples" else [])
+        argv += ["--out", str(out)] + (["--data-dir", str(mnist_dir)] if kind != "weights" else [])
+        assert cli.main(argv) == 0, kind
+        assert png_size(out) == size, kind
+
+
+def test_weights_need_a_fully_connected_first_layer():
+    class Conv:
+        weights = [np.zeros((8, 1, 5, 5))]
+    with pytest.raises(ValueError, match="first layer is not fully connected"):
+        plots.hidden_weights(Conv())
+
+
+def test_fashion_mnist_everywhere(fashion_dir, tmp_path, capsys):
+    """Train, predict (class names), and draw on Fashion-MNIST."""
+    from digitnet import data
+    model = tmp_path / "fashion.npz"
+    assert cli.main(["train", "--dataset", "fashion-mnist", "--epochs", "1", "--seed", "1",
+                     "--data-dir", str(fashion_dir), "--save", str(model)]) == 0
+    _, _, test = data.load_dataset("fashion-mnist", fashion_dir, download_missing=False)
+    picture = tmp_path / "boot.png"
+    g = (test.images[:, 0].reshape(28, 28) * 255).round().astype(np.uint8)
+    Image.fromarray(255 - g).save(picture)  # dark on light, as photographed
+    k = int(np.argmax(Network.load(model, device="cpu").feedforward(test.images[:, :1])))
+    capsys.readouterr()
+    assert cli.main(["predict", str(model), str(picture), "--dataset", "fashion-mnist"]) == 0
+    assert capsys.readouterr().out.startswith(f"{picture}: {test.classes[k]} ({k})  outputs [")
+    for kind in ("errors", "confusion", "samples"):
+        out = tmp_path / f"{kind}.png"
+        argv = ["plot", kind] + ([str(model)] if kind != "samples" else [])
+        argv += ["--dataset", "fashion-mnist", "--data-dir", str(fashion_dir), "--out", str(out)]
+        assert cli.main(argv) == 0, kind
+        png_size(out)
+
+
+def test_perceptron_command(capsys):
+    assert cli.main(["perceptron"]) == 0
+    out = capsys.readouterr().out
+    assert "NAND: weights (-2, -2), bias 3" in out
+    assert "   1  1 |    -1 |  0" in out   # NAND(1, 1) = 0
+    assert "   1  1 |  0    1" in out      # 1 + 1 = 10 in binary
+    assert "    25 | 0.000 1.000 1.000 0.000 | 0.000 0.000 0.000 1.000" in out
+
+
+def test_info_lists_verified_data(mnist_dir, capsys):
+    assert cli.main(["info", "--data-dir", str(mnist_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("digitnet  0.1.0\npython    ")
+    assert "\nnumpy     " in out and "\nblas      " in out and "\ncuda      " in out
+    assert f"data dir  {mnist_dir.resolve()} (from --data-dir)" in out
+    assert "  mnist         all 4 files verified" in out
+    assert cli.main(["info", "--json", "--data-dir", str(mnist_dir)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["datasets"]["mnist"].values()) == {"verified"}
+    assert isinstance(report["cuda"]["usable"], bool)
