@@ -35,6 +35,16 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["model.npz"]
 
 
+def test_saved_files_follow_the_umask(tmp_path):
+    import os
+    old = os.umask(0o027)
+    try:
+        Network([3, 2], device="cpu").save(tmp_path / "m.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o640
+
+
 def test_save_into_a_missing_folder(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         Network([3, 2], device="cpu").save(tmp_path / "nope" / "m.npz")

@@ -147,11 +147,19 @@ def test_plot_errors_confusion_weights_samples(mnist_dir, trained_model, tmp_pat
         assert png_size(out) == size, kind
 
 
-def test_weights_need_a_fully_connected_first_layer():
-    class Conv:
-        weights = [np.zeros((8, 1, 5, 5))]
-    with pytest.raises(ValueError, match="first layer is not fully connected"):
-        plots.hidden_weights(Conv())
+def test_weights_of_a_conv_model_are_its_kernels(tmp_path):
+    from digitnet.model import Model
+    model = Model("conv:6x5x5,pool:2,fc:10", device="cpu")
+    plots.hidden_weights(model, path=tmp_path / "kernels.png")
+    assert png_size(tmp_path / "kernels.png")[0] > 0
+    assert plots.first_layer(model).shape == (6, 5, 5)
+
+
+def test_weights_need_square_pictures():
+    class Odd:
+        weights = [np.zeros((8, 30))]
+    with pytest.raises(ValueError, match="not square pictures"):
+        plots.hidden_weights(Odd())
 
 
 def test_fashion_mnist_everywhere(fashion_dir, tmp_path, capsys):

@@ -41,6 +41,12 @@ class CheckpointError(ValueError):
     """A file that is not a readable digitnet network."""
 
 
+def _umask():
+    mask = os.umask(0o022)  # reading the umask means setting it; put it back at once
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path, write):
     """Call write(file) on a temporary file, then rename it over `path`."""
     path = Path(path)
@@ -49,6 +55,7 @@ def write_atomic(path, write):
         raise CheckpointError(f"{path}: folder {parent} does not exist")
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -276,13 +276,19 @@ def write_json(path, obj):
     write_atomic(path, lambda f: f.write((json.dumps(obj, indent=1) + "\n").encode()))
 
 
-def cmd_evaluate(args, parser):
-    net = checkpoint.load(args.model, device=args.device)
+def load_network(path, device):
+    """A saved Network or Model that reads 28x28 pictures into 10 classes."""
+    net = checkpoint.load(path, device=device)
     n_in, n_out = (net.sizes[0], net.sizes[-1]) if isinstance(net, Network) else (
         net.n_in, net.n_out)
     if n_in != 784 or n_out != 10:
-        raise CheckpointError(f"{args.model}: {describe_net(net)} does not fit 28x28 "
+        raise CheckpointError(f"{path}: {describe_net(net)} does not fit 28x28 "
                               "images in 10 classes")
+    return net
+
+
+def cmd_evaluate(args, parser):
+    net = load_network(args.model, args.device)
     _, _, test = data.load_dataset(args.dataset, args.data_dir)
     correct = net.evaluate(test)
     print(f"{args.model}: test {correct}/{len(test)} ({100 * correct / len(test):.2f}%) "

@@ -6,8 +6,9 @@ the same rules hold: a user's mistake is one line and a non-zero exit.
 import json
 import sys
 
-from . import checkpoint, data
-from .cli import Parser, add_data_args, add_device_arg, check_output_path, int_at_least
+from . import data
+from .cli import (Parser, add_data_args, add_device_arg, check_output_path, int_at_least,
+                  load_network)
 
 
 def add_commands(sub):
@@ -63,21 +64,11 @@ def _out(p, run):
     p.set_defaults(run=run)
 
 
-def load_model(path, device):
-    """A saved network that reads 28x28 pictures into 10 classes."""
-    net = checkpoint.load(path, device=device)
-    sizes = getattr(net, "sizes", None)
-    if sizes is not None and (sizes[0] != 784 or sizes[-1] != 10):
-        raise checkpoint.CheckpointError(
-            f"{path}: sizes {sizes} do not fit 28x28 images in 10 classes")
-    return net
-
-
 def cmd_predict(args, parser):
     from . import imaging
     from .extras import require
     require("PIL", "image", "digitnet predict")  # before loading anything
-    net = load_model(args.model, args.device)
+    net = load_network(args.model, args.device)
     results = imaging.predict(net, args.images, dataset=args.dataset)
     softmax = getattr(net, "output", "sigmoid") == "softmax"
     failed = [r for r in results if "error" in r]
@@ -113,7 +104,7 @@ def cmd_errors(args, parser):
     from . import plots
     check_output_path(parser, "--out", args.out)
     plots.figure(1, 1)  # a missing matplotlib fails before the model and data load
-    net = load_model(args.model, args.device)
+    net = load_network(args.model, args.device)
     test = _test_set(args)
     plots.misclassified(net, test, n=args.count, path=args.out)
     return _wrote(args.out)
@@ -123,7 +114,7 @@ def cmd_confusion(args, parser):
     from . import plots
     check_output_path(parser, "--out", args.out)
     plots.figure(1, 1)
-    net = load_model(args.model, args.device)
+    net = load_network(args.model, args.device)
     plots.confusion_matrix(net, _test_set(args), path=args.out)
     return _wrote(args.out)
 
@@ -132,7 +123,7 @@ def cmd_weights(args, parser):
     from . import plots
     check_output_path(parser, "--out", args.out)
     plots.figure(1, 1)
-    plots.hidden_weights(load_model(args.model, "cpu"), path=args.out)
+    plots.hidden_weights(load_network(args.model, "cpu"), path=args.out)
     return _wrote(args.out)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import backend
 from .costs import COSTS
+from .layers import Conv
 from .network import one_hot
 
 
@@ -30,10 +31,15 @@ def to_device(model, data):
     return model.asarray(rows), model.xp.asarray(labels)
 
 
-def measure(model, rows, labels, chunk=1000):
-    """(summed cost without L2, number correct) over device data, chunked so
-    conv layers' im2col matrices stay small."""
+def measure(model, rows, labels, chunk=None):
+    """(summed cost without L2, number correct) over device data, chunked.
+
+    Conv layers' im2col matrices grow by ~50,000 numbers per example; in
+    chunks of 50 they stay in cache (measured on the LeNet-style net: 40 us
+    per image at 50, 230 us at 1000).  Dense layers like big chunks.
+    """
     xp = model.xp
+    chunk = chunk or (50 if any(isinstance(layer, Conv) for layer in model.layers) else 1000)
     eye = xp.eye(model.n_out, dtype=model.dtype)
     fn = COSTS[model.cost_name][0]
     cost, correct, n = 0.0, 0, rows.shape[0]

@@ -66,7 +66,8 @@ class Model:
     def __init__(self, layers, cost=None, activation="sigmoid", init="scaled", dropout=0.0,
                  seed=0, device="auto", dtype="float32", input_shape=INPUT_SHAPE, classes=None):
         items = parse_layers(layers)
-        self.spec = ",".join(f"{k}:{'x'.join(map(str, n))}" for k, n in items)
+        self.spec = ",".join(f"conv:{n[0]}x{n[1]}x{n[1]}" if k == "conv" else f"{k}:{n[0]}"
+                             for k, n in items)
         output = "softmax" if items[-1][0] == "softmax" else "sigmoid"
         cost = cost or ("log-likelihood" if output == "softmax" else "cross-entropy")
         if cost not in COSTS:

@@ -185,17 +185,20 @@ def confusion_matrix(net, dataset, path=None, predicted=None):
 
 
 def first_layer(net):
-    """The first layer's weights as (n, 784) host array, if it is fully connected."""
+    """The first layer's weights as (n, side, side) host pictures: 28x28 for a
+    fully connected layer, the k x k kernels of a convolution on the pixels."""
     weights = getattr(net, "weights", None)
     w = backend.to_numpy(weights[0]) if weights else None
-    if w is None or w.ndim != 2 or w.shape[1] != 784:
-        raise ValueError("first layer is not fully connected from the 784 pixels; "
-                         "no 28x28 weight pictures to draw")
-    return w
+    side = int(round(np.sqrt(w.shape[1]))) if w is not None and w.ndim == 2 else 0
+    if not side or side * side != w.shape[1]:
+        raise ValueError("the first layer's weights are not square pictures; "
+                         "nothing to draw")
+    return w.reshape(-1, side, side)
 
 
 def hidden_weights(net, cols=10, path=None):
-    """Each first-layer neuron's 784 weights as a 28x28 picture.
+    """Each first-layer neuron's weights as a picture: 28x28 for a dense
+    layer, k x k for a convolution's shared kernels.
 
     Red pixels excite the neuron, blue ones inhibit it; each picture has its
     own symmetric scale, since it is the pattern, not the size, that says
@@ -205,15 +208,15 @@ def hidden_weights(net, cols=10, path=None):
     n = w.shape[0]
     rows, cols = _grid(n, cols)
     fig = figure(cols * 1.0, rows * 1.0 + 0.4)
-    fig.suptitle(f"first-layer weights of {n} hidden neurons (red +, blue -)",
-                 fontsize="medium")
+    what = (f"{n} hidden neurons" if w.shape[1] == 28 else
+            f"the {w.shape[1]}x{w.shape[1]} kernels of {n} feature maps")
+    fig.suptitle(f"first-layer weights of {what} (red +, blue -)", fontsize="medium")
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if i < n:
             m = float(np.abs(w[i]).max()) or 1.0
-            ax.imshow(w[i].reshape(28, 28), cmap="RdBu_r", vmin=-m, vmax=m,
-                      interpolation="nearest")
+            ax.imshow(w[i], cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest")
             ax.set_title(str(i), fontsize=7, pad=2)
     return _done(fig, path)
 
