@@ -47,3 +47,21 @@ def test_model_sgd_pass(benchmark, mnist_slice, device, net, m):
     benchmark.name = f"{device} m={m}"
     benchmark.pedantic(one_pass, rounds=3, warmup_rounds=1, iterations=1)
     record(benchmark, n, engine="model", device=device, sizes=net, m=m, dtype="float32")
+
+
+CHUNKS = [50, 1000]
+
+
+@pytest.mark.parametrize("chunk", CHUNKS, ids=[f"chunk{c}" for c in CHUNKS])
+def test_conv_evaluation_chunk(benchmark, mnist_slice, chunk):
+    """Evaluation in chunks of 50 (fit.measure's choice for conv nets) vs 1000."""
+    from digitnet.fit import measure
+    model = Model(**NETS["lenet-relu"], device="cpu", seed=0)
+    data = mnist_slice[:N["lenet-relu"]]
+    rows, labels = to_device(model, data)
+    benchmark.group = "model lenet-relu evaluation"
+    benchmark.name = f"numpy chunk={chunk}"
+    benchmark.pedantic(measure, args=(model, rows, labels, chunk), rounds=3, warmup_rounds=1,
+                       iterations=1)
+    record(benchmark, len(data), engine="evaluate", device="numpy", sizes="lenet-relu",
+           m=chunk, dtype="float32")

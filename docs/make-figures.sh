@@ -16,3 +16,12 @@ digitnet plot confusion runs/eta3.0.npz --out docs/confusion.png
 digitnet plot weights runs/eta3.0.npz --out docs/weights.png
 digitnet plot samples --out docs/samples-mnist.png
 digitnet plot samples --dataset fashion-mnist --out docs/samples-fashion.png
+# The conv recipe's curve and kernels, when its run is there (README, "Beyond
+# chapter 1": about 7 minutes on 2 cores; run it with --metrics runs/conv.json
+# --save runs/conv.npz first).
+if [ -f runs/conv.json ]; then
+    digitnet plot curves runs/conv.json --labels "conv recipe, seed 0" --out docs/conv-curve.png
+fi
+if [ -f runs/conv.npz ]; then
+    digitnet plot weights runs/conv.npz --out docs/conv-kernels.png
+fi
