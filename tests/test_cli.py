@@ -32,7 +32,9 @@ from digitnet import cli
     (["train", "--cost", "log-likelihood"], "log-likelihood cost needs a softmax output"),
     (["train", "--dropout", "1"], "--dropout: must be in [0, 1)"),
     (["train", "--momentum", "x"], "--momentum: 'x' is not a number"),
-    (["train", "--lmbda", "-5"], "--lmbda: must be a positive number"),
+    (["train", "--lmbda", "-5"], "--lmbda: must be a number >= 0"),
+    (["train", "--sizes", "784", "10", "--dropout", "0.5"], "dropout thins the inputs of"),
+    (["train", "--layers", "fc:10000000000,fc:10"], "too large to fit in memory"),
     (["train", "--activation", "gelu"], "invalid choice: 'gelu'"),
     ([], "the following arguments are required: command"),
 ])
@@ -90,6 +92,13 @@ def test_later_chapter_flags_train_a_model(mnist_dir, tmp_path, capsys):
     assert f"test accuracy {100 * best['accuracy']:.2f}%" in out
     assert cli.main(["evaluate", str(model), "--data-dir", str(mnist_dir)]) == 0
     assert f"test {best['correct']}/10000" in capsys.readouterr().out
+
+
+def test_a_zero_later_chapter_flag_still_trains_a_model(mnist_dir, capsys):
+    """--lmbda 0 is a choice of the later chapters' trainer, not "no flag"."""
+    assert cli.main(["train", "--lmbda", "0.00", "--epochs", "0",
+                     "--data-dir", str(mnist_dir)]) == 0
+    assert "training fc:30,fc:10 (sigmoid, quadratic, large init)" in capsys.readouterr().out
 
 
 def test_evaluate_rejects_a_model_of_the_wrong_shape(mnist_dir, tmp_path, capsys):

@@ -133,6 +133,19 @@ def test_bad_layer_specs_say_what_is_wrong(spec, message):
         Model(spec, device="cpu")
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(activation="softmax"), "unknown activation 'softmax'"),
+    (dict(input_shape=(-1, -28, 28)), "input_shape must be positive sizes"),
+    (dict(input_shape=784), "input_shape must be a tuple of whole numbers"),
+    (dict(layers="fc:10", dropout=0.5), "dropout thins the inputs"),
+    (dict(layers="pool:2,fc:10", dropout=0.5), "dropout thins the inputs"),
+])
+def test_bad_model_options_say_what_is_wrong(options, message):
+    options = dict(layers="fc:30,fc:10") | options
+    with pytest.raises(ValueError, match=message):
+        Model(options.pop("layers"), device="cpu", **options)
+
+
 def test_costs_must_fit_the_output_layer():
     with pytest.raises(ValueError, match="log-likelihood cost needs a softmax output"):
         Model("fc:30,fc:10", cost="log-likelihood", device="cpu")
@@ -162,6 +175,38 @@ def tiny_data(n, seed):
     labels = rng.integers(0, 2, n)
     images = rng.random((6, n)) * 0.5 + 0.5 * labels
     return Dataset(images.astype(np.float32), labels)
+
+
+def test_training_is_the_same_on_every_namespace(xp):
+    """The whole trainer (conv, pool, dropout, momentum, L2, schedule,
+    monitoring) on `xp` against NumPy, from one seed."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 60)
+    images = rng.random((64, 60)) * 0.5
+    for j, label in enumerate(labels):  # each class lights up its own band of rows
+        images[label * 16:label * 16 + 16, j] += 0.5
+    train, val = Dataset(images[:, :40], labels[:40]), Dataset(images[:, 40:], labels[40:])
+    histories = []
+    for space in (np, xp):
+        model = Model("conv:3x3x3,pool:2,fc:6,softmax:3", activation="relu", dropout=0.2,
+                      input_shape=(1, 8, 8), seed=1, device=space, dtype="float64")
+        histories.append(sgd(model, train, 4, 5, 0.1, lmbda=0.5, momentum=0.5,
+                             validation_data=val, test_data=val, monitor_training=True,
+                             patience=1, eta_decay=4))
+    for a, b in zip(*histories):
+        for key in ("accuracy", "validation_accuracy", "training_accuracy", "eta"):
+            assert a[key] == b[key], key
+        for key in ("test_cost", "validation_cost", "training_cost"):
+            assert a[key] == pytest.approx(b[key], rel=1e-9), key
+
+
+def test_patience_alone_stops_early():
+    model = Model("fc:4,softmax:2", input_shape=(6,), device="cpu", seed=0)
+    train, val = tiny_data(200, 1), tiny_data(100, 2)
+    history = sgd(model, train, 200, 10, 0.5, validation_data=val, patience=3)
+    best = max(range(len(history)), key=lambda i: history[i]["validation_accuracy"])
+    assert len(history) == best + 1 + 3  # three epochs without a better one, then stop
+    assert {r["eta"] for r in history} == {0.5}
 
 
 def test_plateau_schedule_halves_eta_then_stops_and_keeps_the_best_weights():
@@ -225,6 +270,23 @@ def test_expand_adds_the_four_one_pixel_shifts():
     np.testing.assert_array_equal(left[:, :27], img[:, 1:])
     np.testing.assert_array_equal(right[:, 1:], img[:, :27])
     assert not up[27].any() and not down[0].any() and not left[:, 27].any()
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(activation=np.array("softmax")), "unknown activation 'softmax'"),
+    (dict(input_shape=np.array([-1, -28, 28])), "input_shape must be positive sizes"),
+    (dict(layers=np.array("fc:30,fc:10")), "do not match its description"),
+    (dict(cost=np.array("log-likelihood")), "needs a softmax output"),
+])
+def test_tampered_model_files_are_one_line_errors(tmp_path, change, message):
+    from digitnet import checkpoint
+    Model("conv:2x5x5,pool:2,fc:10", device="cpu").save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as npz:
+        arrays = dict(npz) | change
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(checkpoint.CheckpointError, match=message) as err:
+        checkpoint.load(tmp_path / "bad.npz", device="cpu")
+    assert "\n" not in str(err.value)
 
 
 def test_save_and_load_a_conv_model(tmp_path, xp):

@@ -16,7 +16,9 @@ A `Model` is format "digitnet-model", version 1: `format`, `version`,
     layers       the layer spec, e.g. "conv:20x5x5,pool:2,fc:100,softmax:10"
     cost         "quadratic", "cross-entropy" or "log-likelihood"
     activation   the hidden layers' activation
-    input_shape  int64 (3,), (channels, height, width)
+    init         "large" or "scaled", how the weights started (a record)
+    dropout      the dropout probability it was trained with (a record)
+    input_shape  int64 (3,), (channels, height, width), or (n,) for dense input
     weights_i, biases_i   for the i-th layer that has weights, in order
 
 It is written to a temporary file in the target folder and renamed over the
@@ -87,6 +89,7 @@ def save_model(model, path):
     _write(model, path, {"format": np.array(MODEL_FORMAT), "layers": np.array(model.spec),
                          "cost": np.array(model.cost_name),
                          "activation": np.array(model.activation),
+                         "init": np.array(model.init), "dropout": np.array(model.dropout),
                          "input_shape": np.array(model.input_shape, dtype=np.int64)})
 
 
@@ -131,7 +134,8 @@ def load(path, device="auto"):
         else:
             net = Model(str(arrays["layers"]), cost=str(arrays["cost"]),
                         activation=str(arrays["activation"]), device=xp, dtype=dtype,
-                        input_shape=tuple(int(s) for s in arrays["input_shape"]))
+                        init=str(arrays["init"]), dropout=float(arrays["dropout"]),
+                        input_shape=np.atleast_1d(arrays["input_shape"]))
         count = len(net.weights)
         weights = [arrays[f"weights_{i}"] for i in range(count)]
         biases = [arrays[f"biases_{i}"] for i in range(count)]

@@ -50,9 +50,13 @@ def fraction(text):
 
 
 def non_negative_float(text):
-    if text.strip() in ("0", "0.0"):
-        return 0.0
-    return positive_float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
 
 
 def int_at_least(low):
@@ -104,7 +108,8 @@ def build_parser():
     later.add_argument("--activation", choices=list(ACTIVATIONS),
                        help="hidden layers' activation (default sigmoid)")
     later.add_argument("--init", choices=INITS,
-                       help="large: N(0,1) weights (default); scaled: N(0,1/n_in)")
+                       help="large: N(0,1) weights and biases (default); scaled: "
+                            "N(0,1/n_in) weights, zero biases")
     later.add_argument("--lmbda", type=non_negative_float, help="L2 regularization (default 0)")
     later.add_argument("--momentum", type=fraction, help="momentum coefficient mu (default 0)")
     later.add_argument("--dropout", type=fraction,
@@ -166,17 +171,27 @@ def check_train_args(args, parser):
     if sizes[-1] != 10:
         parser.error(f"--sizes: the last layer must be 10 (one per class), got {sizes[-1]}")
     args.sizes = sizes
-    args.later = any(getattr(args, name) not in (None, False) for name in LATER)
+    # `is not`, not `in`: --lmbda 0 is a choice (0 == False), and still a Model
+    args.later = any(getattr(args, name) is not None and getattr(args, name) is not False
+                     for name in LATER)
     if args.later and args.engine != "batched":
         parser.error("--engine per-example runs only the chapter-1 network")
     if args.eta_decay is not None and (args.patience is None or args.eta_decay <= 1):
         parser.error("--eta-decay needs --patience and a factor above 1")
     if args.later:
-        try:  # a throwaway CPU model: spec and cost mistakes are argument errors
-            if Model(**model_options(args), device="cpu").n_out != 10:
+        # Throwaway CPU models: spec, then cost/activation/dropout mistakes
+        # are argument errors, found before any data loads.
+        for flag, options in (("--layers: ", dict(layers=args.layers)), ("", model_options(args))):
+            if flag and not args.layers:
+                continue
+            try:
+                n_out = Model(**options, device="cpu").n_out
+            except ValueError as exc:
+                parser.error(f"{flag}{exc}")
+            except MemoryError:
+                parser.error("the network is too large to fit in memory")
+            if n_out != 10:
                 parser.error("--layers: the output layer must have 10 neurons (one per class)")
-        except ValueError as exc:
-            parser.error(f"--layers: {exc}" if args.layers else str(exc))
     check_output_path(parser, "--save", args.save)
     check_output_path(parser, "--metrics", args.metrics)
 
@@ -321,6 +336,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("digitnet: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("digitnet: error: out of memory (a smaller network, --batch-size or dataset?)",
+              file=sys.stderr)
+        return 1
     except (ValueError, RuntimeError, OSError) as exc:
         # DataError, CheckpointError, BackendError, DownloadError and file
         # system errors are the user's to fix: one line, no traceback.

@@ -26,7 +26,9 @@ def to_device(model, data):
         raise ValueError(f"the data has {rows.shape[1]} inputs per example but the "
                          f"model takes {model.n_in}")
     labels = np.asarray(data.labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= model.n_out):
+    if not labels.size:
+        raise ValueError("a dataset passed to training is empty")
+    if labels.min() < 0 or labels.max() >= model.n_out:
         raise ValueError(f"labels must lie in 0..{model.n_out - 1} for {model.n_out} outputs")
     return model.asarray(rows), model.xp.asarray(labels)
 
@@ -61,11 +63,19 @@ def l2_term(model, lmbda, n):
     return 0.5 * lmbda / n * sum(float(xp.sum(w * w)) for w in model.weights)
 
 
+def whole(value, low):
+    """True for a whole number >= low (not inf, NaN or 2.5)."""
+    try:
+        return int(value) == value and value >= low
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def check_options(epochs, mini_batch_size, eta, lmbda, momentum, patience, eta_decay,
                   validation_data):
-    if int(epochs) != epochs or epochs < 0:
+    if not whole(epochs, 0):
         raise ValueError(f"epochs must be a whole number >= 0, got {epochs}")
-    if int(mini_batch_size) != mini_batch_size or mini_batch_size < 1:
+    if not whole(mini_batch_size, 1):
         raise ValueError(f"mini_batch_size must be a whole number >= 1, got {mini_batch_size}")
     if not 0 < eta < float("inf"):
         raise ValueError(f"eta must be a positive number, got {eta}")
@@ -73,7 +83,7 @@ def check_options(epochs, mini_batch_size, eta, lmbda, momentum, patience, eta_d
         raise ValueError(f"lmbda must be a number >= 0, got {lmbda}")
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    if patience is not None and (int(patience) != patience or patience < 1):
+    if patience is not None and not whole(patience, 1):
         raise ValueError(f"patience must be a whole number >= 1, got {patience}")
     if eta_decay is not None and not (eta_decay > 1 and patience is not None):
         raise ValueError("eta_decay needs patience, and must be > 1 (e.g. 128)")

@@ -8,8 +8,9 @@ features to a dense layer is a free reshape.
 
 Each layer has `forward(xp, x) -> (a, cache)` and
 `backward(xp, cache, delta, need_input) -> (grads, dC/dx)`, where `delta`
-is dC/dz of the layer's own output; the model applies activation
-derivatives between layers (see model.py).  Gradients are summed over the
+is dC/dz of the layer's weighted input (for max-pooling, which has none,
+dC/d of its output); the model applies activation derivatives between
+layers (see model.py).  Gradients are summed over the
 m examples, as in the chapter-1 `backprop`.
 """
 

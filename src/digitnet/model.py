@@ -10,6 +10,7 @@ separate on purpose: it is the book's code, and this class is the toolbox.
 import numpy as np
 
 from . import backend
+from .activations import ACTIVATIONS
 from .costs import COSTS
 from .layers import Conv, FullyConnected, MaxPool
 from .network import check_sizes
@@ -42,6 +43,17 @@ def parse_layers(spec):
     if any(kind == "softmax" for kind, _ in items[:-1]):
         raise ValueError(f"layers {spec!r}: softmax can only be the output layer")
     return items
+
+
+def check_shape(shape):
+    """The input shape as a tuple of positive ints, or a ValueError."""
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_shape must be a tuple of whole numbers, got {shape!r}") from None
+    if not shape or min(shape) < 1:
+        raise ValueError(f"input_shape must be positive sizes, got {shape}")
+    return shape
 
 
 def spec_from_sizes(sizes):
@@ -77,6 +89,9 @@ class Model:
                              f"({'softmax:N' if output == 'sigmoid' else 'fc:N'}), not {output}")
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}: choose from {', '.join(INITS)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}: choose from "
+                             f"{', '.join(ACTIVATIONS)}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.cost_name, self.activation, self.init, self.dropout = cost, activation, init, dropout
@@ -86,8 +101,11 @@ class Model:
         self.dtype_name = str(dtype)
         self.seed, self.classes = seed, classes
         self.rng = np.random.default_rng(seed)
-        self.input_shape = tuple(input_shape)
+        self.input_shape = check_shape(input_shape)
         self.layers = self._build(items, activation)
+        if dropout and not self.dropped():
+            raise ValueError("dropout thins the inputs of fully connected layers after a "
+                             "hidden layer, and this network has none")
         for layer in self.layers:
             if layer.w_shape is not None:
                 scale = 1.0 if init == "large" else 1.0 / np.sqrt(layer.fan_in)
@@ -133,9 +151,11 @@ class Model:
 
     def dropped(self):
         """Indices of the layers whose inputs dropout thins: fully connected
-        layers fed by a hidden layer (never the raw pixels)."""
+        layers fed by a hidden layer (never the raw or pooled pixels)."""
         return [i for i, layer in enumerate(self.layers)
-                if i > 0 and isinstance(layer, FullyConnected)] if self.dropout else []
+                if isinstance(layer, FullyConnected)
+                and any(prev.w_shape is not None for prev in self.layers[:i])
+                ] if self.dropout else []
 
     def dropout_masks(self, m):
         """Fresh masks for one mini-batch: 0 for a dropped input, 1/(1-p) for
