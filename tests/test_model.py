@@ -91,6 +91,24 @@ def test_the_book_network_is_a_special_case(xp):
         np.testing.assert_allclose(backend.to_numpy(gb), backend.to_numpy(nb), rtol=1e-12)
 
 
+def test_a_conv_net_is_the_textbook_function():
+    """Against loops: cross-correlation with a k x k kernel, activation, then
+    2x2 max-pooling, then a softmax layer on the flattened (channel, row,
+    column) maps.  (The Model applies the activation after pooling, which
+    must not change the function.)"""
+    model = Model("conv:3x3x3,pool:2,softmax:4", activation="tanh", input_shape=(2, 8, 8),
+                  device="cpu", dtype="float64", seed=1)
+    conv, _, fc = model.layers
+    x = np.random.default_rng(3).standard_normal((2, 8, 8))
+    w = conv.w.reshape(3, 2, 3, 3)
+    z = np.array([[[np.sum(w[f] * x[:, i:i + 3, j:j + 3]) + conv.b[f, 0] for j in range(6)]
+                   for i in range(6)] for f in range(3)])
+    pooled = np.tanh(z).reshape(3, 3, 2, 3, 2).max(axis=(2, 4))
+    logits = fc.w @ pooled.reshape(-1) + fc.b[:, 0]
+    want = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(model.feedforward(x.reshape(-1, 1))[:, 0], want, rtol=1e-12)
+
+
 def test_softmax_outputs_are_probabilities_even_for_huge_inputs(xp):
     model = Model("fc:4,softmax:3", seed=0, device=xp, dtype="float32", input_shape=(2,))
     out = backend.to_numpy(model.feedforward(xp.asarray(np.array([[1e4, -1e4], [3.0, 0.0]]))))

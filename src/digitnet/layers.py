@@ -17,8 +17,17 @@ m examples, as in the chapter-1 `backprop`.
 from .activations import ACTIVATIONS, softmax
 
 
+def identity(xp, z):
+    return z
+
+
 def identity_back(xp, a, d):
     return d
+
+
+def activation_pair(name):
+    """(f, back) for an activation name; None is the identity."""
+    return (identity, identity_back) if name is None else ACTIVATIONS[name]
 
 
 class FullyConnected:
@@ -60,7 +69,7 @@ class Conv:
         self.shape_in, self.k = shape_in, k
         self.shape_out = (filters, h - k + 1, w - k + 1)
         self.activation = activation
-        self.f, self.back = ACTIVATIONS[activation]
+        self.f, self.back = activation_pair(activation)
         self.w_shape, self.fan_in = (filters, c * k * k), c * k * k
 
     def columns(self, xp, x):
@@ -73,8 +82,9 @@ class Conv:
         m = x.shape[-1]
         x = xp.reshape(x, self.shape_in + (m,))
         cols = self.columns(xp, x)
-        a = self.f(xp, self.w @ cols + self.b)
-        return xp.reshape(a, self.shape_out + (m,)), cols
+        z = self.w @ cols
+        z += self.b  # in place: this is the layer's largest array
+        return xp.reshape(self.f(xp, z), self.shape_out + (m,)), cols
 
     def backward(self, xp, cols, delta, need_input):
         f, oh, ow = self.shape_out
@@ -94,19 +104,24 @@ class Conv:
 
 
 class MaxPool:
-    """Each p x p block of a feature map replaced by its largest value."""
+    """Each p x p block of a feature map replaced by its largest value.
 
-    activation = "identity"
-    f = None
-    back = staticmethod(identity_back)
+    After a convolution the pool applies the conv's activation, to the
+    p*p times smaller pooled map (the book's ConvPoolLayer does the same):
+    for an increasing f, max f(z) = f(max z), so the network is the same
+    function with the same gradients, and f and f' cost a quarter.
+    """
+
     w_shape = None
 
-    def __init__(self, shape_in, p):
+    def __init__(self, shape_in, p, activation=None):
         c, h, w = shape_in
         if h % p or w % p:
             raise ValueError(f"pool:{p} needs feature maps divisible by {p}, got {h}x{w}")
         self.shape_in, self.p = shape_in, p
         self.shape_out = (c, h // p, w // p)
+        self.activation = activation
+        self.f, self.back = activation_pair(activation)
 
     def blocks(self, xp, x):
         c, h, w = self.shape_out
@@ -114,14 +129,14 @@ class MaxPool:
 
     def forward(self, xp, x):
         blocks = self.blocks(xp, x)
-        a = xp.max(blocks, axis=(2, 4))
-        return a, (blocks, a)
+        top = xp.max(blocks, axis=(2, 4))
+        return self.f(xp, top), (blocks, top)
 
     def backward(self, xp, cache, delta, need_input):
         """The gradient flows only to the input that was the block's max."""
-        blocks, a = cache
+        blocks, top = cache
         c, h, w = self.shape_out
         m = delta.shape[-1]
-        at_max = blocks == xp.reshape(a, (c, h, 1, w, 1, m))
+        at_max = blocks == xp.reshape(top, (c, h, 1, w, 1, m))
         d = xp.where(at_max, xp.reshape(delta, (c, h, 1, w, 1, m)), 0.0)
         return None, xp.reshape(d, self.shape_in + (m,))

@@ -118,10 +118,12 @@ class Model:
         for i, (kind, n) in enumerate(items):
             if kind in ("conv", "pool") and len(shape) != 3:
                 raise ValueError(f"{kind} layer {i + 1} needs image input, but gets {shape}")
-            if kind == "conv":
-                layer = Conv(shape, n[0], n[1], activation)
+            pooled = i + 1 < len(items) and items[i + 1][0] == "pool"
+            if kind == "conv":  # a pool after it applies its activation (see MaxPool)
+                layer = Conv(shape, n[0], n[1], None if pooled else activation)
             elif kind == "pool":
-                layer = MaxPool(shape, n[0])
+                after_conv = isinstance(layers[-1], Conv) if layers else False
+                layer = MaxPool(shape, n[0], activation if after_conv else None)
             else:
                 out = "softmax" if kind == "softmax" else (
                     "sigmoid" if i == len(items) - 1 else activation)
