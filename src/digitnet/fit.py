@@ -102,7 +102,7 @@ def step(model, x, y, eta, lmbda, n, momentum, velocities):
             params, [g for g in grads if g is not None], velocities):
         if momentum:
             vw *= momentum
-            vw -= k * nabla_w + decay * layer.w if decay else k * nabla_w
+            vw -= (k * nabla_w + decay * layer.w) if decay else k * nabla_w
             vb *= momentum
             vb -= k * nabla_b
             layer.w += vw
