@@ -158,8 +158,7 @@ def load(path, device="auto"):
 
 def set_parameters(net, weights, biases):
     if hasattr(net, "layers"):  # a Model keeps its parameters in its layers
-        for layer, w, b in zip([l for l in net.layers if l.w_shape is not None],
-                               weights, biases):
+        for layer, w, b in zip(net.params, weights, biases):
             layer.w, layer.b = w, b
     else:
         net.weights, net.biases = weights, biases

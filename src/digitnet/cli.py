@@ -170,9 +170,8 @@ def check_train_args(args, parser):
     if args.later:
         # Throwaway CPU models: spec, then cost/activation/dropout mistakes
         # are argument errors, found before any data loads.
-        for flag, options in (("--layers: ", dict(layers=args.layers)), ("", model_options(args))):
-            if flag and not args.layers:
-                continue
+        checks = [("--layers: ", dict(layers=args.layers))] if args.layers else []
+        for flag, options in checks + [("", model_options(args))]:
             try:
                 n_out = Model(**options, device="cpu").n_out
             except ValueError as exc:
@@ -283,9 +282,7 @@ def write_json(path, obj):
 def load_network(path, device):
     """A saved Network or Model that reads 28x28 pictures into 10 classes."""
     net = checkpoint.load(path, device=device)
-    n_in, n_out = (net.sizes[0], net.sizes[-1]) if isinstance(net, Network) else (
-        net.n_in, net.n_out)
-    if n_in != 784 or n_out != 10:
+    if net.n_in != 784 or net.n_out != 10:
         raise CheckpointError(f"{path}: {describe_net(net)} does not fit 28x28 "
                               "images in 10 classes")
     return net

@@ -11,26 +11,19 @@ mu = 0.  Biases are not decayed.
 
 import time
 
-import numpy as np
 
-from . import backend
+from . import backend, training
 from .costs import COSTS
 from .layers import Conv
 from .network import one_hot
 
 
 def to_device(model, data):
-    """(rows (n, n_in), labels) of a dataset on the model's device, moved once."""
-    rows = np.ascontiguousarray(data.images.T)
-    if rows.shape[1] != model.n_in:
-        raise ValueError(f"the data has {rows.shape[1]} inputs per example but the "
-                         f"model takes {model.n_in}")
-    labels = np.asarray(data.labels)
-    if not labels.size:
+    """(rows (n, n_in), labels) on the model's device (training.to_device),
+    refusing an empty set, whose accuracy and cost would divide by zero."""
+    if not len(data.labels):
         raise ValueError("a dataset passed to training is empty")
-    if labels.min() < 0 or labels.max() >= model.n_out:
-        raise ValueError(f"labels must lie in 0..{model.n_out - 1} for {model.n_out} outputs")
-    return model.asarray(rows), model.xp.asarray(labels)
+    return training.to_device(model, data)
 
 
 def measure(model, rows, labels, chunk=None):
@@ -97,9 +90,8 @@ def step(model, x, y, eta, lmbda, n, momentum, velocities):
     masks = model.dropout_masks(m) if model.dropout else None
     grads = model.backprop(x, y, masks)
     k, decay = eta / m, eta * lmbda / n
-    params = [layer for layer in model.layers if layer.w_shape is not None]
     for layer, (nabla_w, nabla_b), (vw, vb) in zip(
-            params, [g for g in grads if g is not None], velocities):
+            model.params, [g for g in grads if g is not None], velocities):
         if momentum:
             vw *= momentum
             vw -= (k * nabla_w + decay * layer.w) if decay else k * nabla_w
@@ -139,7 +131,7 @@ def sgd(model, training_data, epochs, mini_batch_size, eta, lmbda=0.0, momentum=
         sets["training"] = (rows, labels)
     n, m, eta0 = rows.shape[0], int(mini_batch_size), float(eta)
     eye = xp.eye(model.n_out, dtype=model.dtype)
-    params = [layer for layer in model.layers if layer.w_shape is not None]
+    params = model.params
     velocities = [(xp.zeros_like(p.w), xp.zeros_like(p.b)) for p in params] if momentum else [
         (None, None)] * len(params)
     history, best, since, start = [], None, 0, time.perf_counter()

@@ -103,15 +103,15 @@ class Model:
         self.rng = np.random.default_rng(seed)
         self.input_shape = check_shape(input_shape)
         self.layers = self._build(items, activation)
+        self.params = [layer for layer in self.layers if layer.w_shape is not None]
         if dropout and not self.dropped():
             raise ValueError("dropout thins the inputs of fully connected layers after a "
                              "hidden layer, and this network has none")
-        for layer in self.layers:
-            if layer.w_shape is not None:
-                scale = 1.0 if init == "large" else 1.0 / np.sqrt(layer.fan_in)
-                layer.w = self.asarray(self.rng.standard_normal(layer.w_shape) * scale)
-                b = self.rng.standard_normal((layer.w_shape[0], 1))
-                layer.b = self.asarray(b if init == "large" else 0.0 * b)
+        for layer in self.params:
+            scale = 1.0 if init == "large" else 1.0 / np.sqrt(layer.fan_in)
+            layer.w = self.asarray(self.rng.standard_normal(layer.w_shape) * scale)
+            b = self.rng.standard_normal((layer.w_shape[0], 1))
+            layer.b = self.asarray(b if init == "large" else 0.0 * b)
 
     def _build(self, items, activation):
         shape, layers = self.input_shape, []
@@ -134,11 +134,11 @@ class Model:
 
     @property
     def weights(self):
-        return [layer.w for layer in self.layers if layer.w_shape is not None]
+        return [layer.w for layer in self.params]
 
     @property
     def biases(self):
-        return [layer.b for layer in self.layers if layer.w_shape is not None]
+        return [layer.b for layer in self.params]
 
     @property
     def n_in(self):

@@ -67,6 +67,14 @@ class Network:
         self.weights = [self.asarray(self.rng.standard_normal((y, x)))
                         for x, y in zip(self.sizes[:-1], self.sizes[1:])]
 
+    @property
+    def n_in(self):
+        return self.sizes[0]
+
+    @property
+    def n_out(self):
+        return self.sizes[-1]
+
     def asarray(self, a):
         """`a` (host or device) as an array of this network's backend and dtype."""
         return self.xp.asarray(a, dtype=self.dtype)

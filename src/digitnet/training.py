@@ -58,13 +58,13 @@ def to_device(net, data):
     contiguous rows; its transpose is the book's (features, m) matrix.
     """
     rows = np.ascontiguousarray(data.images.T)  # a view for our own datasets
-    if rows.shape[1] != net.sizes[0]:
+    if rows.shape[1] != net.n_in:
         raise ValueError(f"the data has {rows.shape[1]} inputs per example but the "
-                         f"network's first layer has {net.sizes[0]}")
+                         f"network takes {net.n_in}")
     labels = np.asarray(data.labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= net.sizes[-1]):
-        raise ValueError(f"labels must lie in 0..{net.sizes[-1] - 1} for a network "
-                         f"with {net.sizes[-1]} outputs")
+    if labels.size and (labels.min() < 0 or labels.max() >= net.n_out):
+        raise ValueError(f"labels must lie in 0..{net.n_out - 1} for a network "
+                         f"with {net.n_out} outputs")
     return net.asarray(rows), net.xp.asarray(labels)
 
 
