@@ -43,7 +43,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
                                 for p in threadpool_info()]
     except ImportError:
         machine_info["blas"] = "threadpoolctl not installed"
-    cupy, why = backend._cupy_or_reason()
+    cupy, why = backend.cupy_or_reason()
     if cupy is None:
         machine_info["gpu"] = why
     else:

@@ -27,8 +27,8 @@ MS = [10, 20, 50]
 @pytest.mark.parametrize("net", NETS)
 @pytest.mark.parametrize("device", ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 def test_model_sgd_pass(benchmark, mnist_slice, device, net, m):
-    if device == "cupy" and backend._cupy_or_reason()[0] is None:
-        pytest.skip(f"no GPU here: {backend._cupy_or_reason()[1]}")
+    if device == "cupy" and backend.cupy_or_reason()[0] is None:
+        pytest.skip(f"no GPU here: {backend.cupy_or_reason()[1]}")
     model = Model(**NETS[net], device="cpu" if device == "numpy" else "gpu", seed=0)
     data = mnist_slice[:N[net]]
     rows, labels = to_device(model, data)

@@ -38,7 +38,7 @@ def record(benchmark, n, **info):
 @pytest.mark.parametrize("engine", ["per-example", "batched"])
 def test_sgd_epoch(benchmark, mnist_slice, engine, device, sizes, m, dtype):
     if device == "cupy":
-        xp, why = backend._cupy_or_reason()
+        xp, why = backend.cupy_or_reason()
         if xp is None:
             pytest.skip(f"no GPU here: {why}")
     net = Network(SIZES[sizes], seed=0, device="cpu" if device == "numpy" else "gpu", dtype=dtype)

@@ -18,7 +18,7 @@ def load_namespace(name):
         return pytest.importorskip("array_api_strict",
                                    reason="array-api-strict is not installed")
     from digitnet import backend
-    cupy, why = backend._cupy_or_reason()
+    cupy, why = backend.cupy_or_reason()
     if cupy is None:
         pytest.skip(f"no GPU here: {why}")
     return cupy
@@ -45,7 +45,8 @@ def trained_net(mnist):
 def trained_model(trained_net, tmp_path_factory):
     """`trained_net` saved as a model file, for the command line."""
     path = tmp_path_factory.mktemp("model") / "net.npz"
-    trained_net.save(path)
+    from digitnet import save
+    save(trained_net, path)
     return path
 
 

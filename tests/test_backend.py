@@ -1,7 +1,56 @@
+import sys
+import types
+
 import numpy as np
 import pytest
 
 from digitnet import backend
+
+
+@pytest.fixture(autouse=True)
+def fresh_probe():
+    """cupy_or_reason runs once per process; each test here probes anew."""
+    backend.cupy_or_reason.cache_clear()
+    yield
+    backend.cupy_or_reason.cache_clear()
+
+
+def fake_cupy(monkeypatch, count=1, arange=np.arange):
+    """A module named cupy, computing with NumPy, that sees `count` devices;
+    `cupy.calls` lists the probe's kernel launches (its calls of arange)."""
+    cupy = types.ModuleType("cupy")
+    cupy.__version__ = "0.0+fake"
+    cupy.float32 = np.float32
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: count))
+    cupy.calls = []
+
+    def launch(*args, **kwargs):
+        cupy.calls.append("arange")
+        return arange(*args, **kwargs)
+    cupy.arange = launch
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    return cupy
+
+
+def fallback(capsys):
+    """namespace("auto") and the notices it gave; nothing may be printed."""
+    notices = []
+    xp = backend.namespace("auto", notice=notices.append)
+    assert capsys.readouterr() == ("", "")
+    return xp, notices
+
+
+def assert_unusable(capsys, detail):
+    xp, notices = fallback(capsys)
+    assert xp is np
+    assert len(notices) == 1 and "\n" not in notices[0]
+    assert notices[0].startswith("digitnet: notice: CuPy is installed but not usable (")
+    assert notices[0].endswith("; training on the CPU with NumPy")
+    assert detail in notices[0]
+    with pytest.raises(backend.BackendError, match="--device gpu is not available: CuPy is "
+                                                   "installed but not usable") as error:
+        backend.namespace("gpu")
+    assert detail in str(error.value) and "\n" not in str(error.value)
 
 
 def test_cpu_is_numpy():
@@ -9,16 +58,92 @@ def test_cpu_is_numpy():
 
 
 def test_auto_falls_back_to_numpy_without_a_gpu():
-    cupy, _ = backend._cupy_or_reason()
+    cupy, _ = backend.cupy_or_reason()
     assert backend.namespace("auto") is (cupy if cupy is not None else np)
 
 
 def test_gpu_without_cupy_is_a_clear_error():
-    cupy, _ = backend._cupy_or_reason()
+    cupy, _ = backend.cupy_or_reason()
     if cupy is not None:
         pytest.skip("a GPU is present here")
     with pytest.raises(backend.BackendError, match="--device gpu is not available"):
         backend.namespace("gpu")
+
+
+def test_the_old_private_name_still_works():
+    assert backend.cupy_or_reason is backend.cupy_or_reason
+
+
+def test_a_usable_cupy_is_chosen_and_probed_once(monkeypatch, capsys):
+    cupy = fake_cupy(monkeypatch)
+    assert fallback(capsys) == (cupy, [])
+    assert backend.namespace("gpu") is cupy
+    assert backend.cupy_or_reason() == (cupy, None)
+    assert cupy.calls == ["arange"]  # the probe ran, and only once
+
+
+def test_without_cupy_auto_falls_back_silently(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy: ModuleNotFoundError
+    assert fallback(capsys) == (np, [])
+    with pytest.raises(backend.BackendError, match="CuPy is not installed"):
+        backend.namespace("gpu")
+
+
+def test_cupy_without_a_device(monkeypatch, capsys):
+    cupy = fake_cupy(monkeypatch, count=0)
+    assert_unusable(capsys, "no CUDA device found")
+    assert cupy.calls == []
+
+
+def test_cupy_whose_device_count_fails(monkeypatch, capsys):
+    cupy = fake_cupy(monkeypatch)
+
+    def no_driver():
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
+    cupy.cuda.runtime.getDeviceCount = no_driver
+    assert_unusable(capsys, "getDeviceCount failed: RuntimeError: cudaErrorInsufficientDriver")
+
+
+def test_cupy_whose_kernels_fail(monkeypatch, capsys):
+    """A device is seen, but the runtime compiler is missing: the first kernel fails."""
+    def arange(*args, **kwargs):
+        raise RuntimeError("CuPy failed to load libnvrtc.so.13: OSError: libnvrtc.so.13: "
+                           "cannot open shared object file\n\nInstall the CUDA Toolkit ...")
+    fake_cupy(monkeypatch, arange=arange)
+    assert_unusable(capsys, "a test kernel failed: RuntimeError: CuPy failed to load libnvrtc")
+
+
+class NoCublas(np.ndarray):
+    def __matmul__(self, other):
+        raise ImportError("libcublas.so.13: cannot open shared object file")
+
+
+def test_cupy_whose_matrix_product_fails(monkeypatch, capsys):
+    """Elementwise kernels run, but cuBLAS is missing: the first matmul fails."""
+    fake_cupy(monkeypatch, arange=lambda *a, **k: np.arange(*a, **k).view(NoCublas))
+    assert_unusable(capsys, "a test matrix product failed: ImportError: libcublas.so.13")
+
+
+@pytest.mark.parametrize("body, detail", [
+    ('raise ImportError("CuPy failed to load libcudart.so.13\\n\\nmore advice")',
+     "import failed: ImportError: CuPy failed to load libcudart.so.13)"),
+    ("import digitnet_test_no_such_dependency",  # e.g. a CuPy missing fastrlock
+     "import failed: ModuleNotFoundError: No module named 'digitnet_test_no_such_dependency'"),
+], ids=["cuda-library", "dependency"])
+def test_cupy_that_fails_to_import(monkeypatch, capsys, tmp_path, body, detail):
+    (tmp_path / "cupy").mkdir()
+    (tmp_path / "cupy" / "__init__.py").write_text(body + "\n")
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)
+    monkeypatch.syspath_prepend(tmp_path)
+    assert_unusable(capsys, detail)
+
+
+def test_no_notice_outside_auto(monkeypatch):
+    fake_cupy(monkeypatch, count=0)
+    notices = []
+    assert backend.namespace("cpu", notice=notices.append) is np
+    assert backend.namespace(np, notice=notices.append) is np
+    assert notices == []
 
 
 def test_unknown_device_and_dtype():

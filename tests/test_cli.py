@@ -13,7 +13,11 @@ from digitnet import cli
     (["train", "--eta", "-1"], "--eta: must be a positive number"),
     (["train", "--eta", "abc"], "--eta: 'abc' is not a number"),
     (["train", "--batch-size", "0"], "--batch-size: must be at least 1"),
-    (["train", "--epochs", "-2"], "--epochs: must be at least 0"),
+    (["train", "--epochs", "-2"], "--epochs: must be at least 1"),
+    (["train", "--epochs", "0"], "--epochs: must be at least 1"),
+    (["train", "--seed", "-1"], "--seed: must be at least 0"),
+    (["train", "--layers", ""], "--layers: empty"),
+    (["train", "--layers", "conv:20x5,fc:10"], "--layers: layer 'conv:20x5': expected conv:FILTERSxKxK"),
     (["train", "--sizes", "100", "30", "10"], "the first layer must be 784"),
     (["train", "--sizes", "784", "30", "9"], "the last layer must be 10"),
     (["train", "--sizes", "784"], "at least an input and an output"),
@@ -21,10 +25,10 @@ from digitnet import cli
     (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
     (["train", "--dtype", "float16"], "invalid choice: 'float16'"),
     (["train", "--engine", "fast"], "invalid choice: 'fast'"),
-    (["train", "--save", "/no/such/folder/m.npz"], "--save: folder /no/such/folder does not exist"),
+    (["train", "--save", "/no/such/folder/m.npz"], "--save: cannot write /no/such/folder/m.npz: folder /no/such/folder does not exist"),
+    (["train", "--metrics", "/"], "--metrics: cannot write /: / is a folder"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["train", "--layers", "fc:10", "--sizes", "784", "10"], "give --sizes or --layers, not both"),
-    (["train", "--lmbda", "1", "--engine", "per-example"], "per-example runs only the chapter-1"),
     (["train", "--eta-decay", "128"], "--eta-decay needs --patience"),
     (["train", "--layers", "conv:20x5x5,pool:2"], "--layers: layers 'conv:20x5x5,pool:2': the last"),
     (["train", "--layers", "fc:30,softmax:9"], "--layers: the output layer must have 10 neurons"),
@@ -52,7 +56,7 @@ def test_no_traceback_from_the_real_entry_point(tmp_path):
     run = subprocess.run([sys.executable, "-m", "digitnet", "evaluate", str(bad)],
                          capture_output=True, text=True)
     assert run.returncode == 1
-    assert run.stderr.strip() == f"digitnet: error: {bad}: not a .npz file, not a digitnet model"
+    assert run.stderr.strip() == f"digitnet: error: {bad}: not a .npz file, not a digitnet file"
 
 
 def test_train_save_metrics_evaluate(mnist_dir, tmp_path, capsys):
@@ -64,12 +68,14 @@ def test_train_save_metrics_evaluate(mnist_dir, tmp_path, capsys):
     lines = [l for l in out.splitlines() if l.startswith("epoch ")]
     assert len(lines) == 2 and lines[1].startswith("epoch 2/2  test ")
     report = json.loads(metrics.read_text())
-    assert report["config"]["sizes"] == [784, 20, 10] and report["config"]["eta"] == 3.0
+    assert report["config"]["network"]["sizes"] == [784, 20, 10] and report["config"]["eta"] == 3.0
     last = report["epochs"][-1]
-    assert last["epoch"] == 2 and last["total"] == 10_000 and last["accuracy"] > 0.85
-    assert f"test {last['correct']}/10000" in lines[1]
+    assert last["epoch"] == 2 and last["test_total"] == 10_000 and last["test_accuracy"] > 0.85
+    assert f"test {last['test_correct']}/10000" in lines[1]
+    best = max(report["epochs"], key=lambda r: r["validation_accuracy"])
+    assert f"saved {model} (the weights of epoch {best['epoch']}" in out
     assert cli.main(["evaluate", str(model), "--data-dir", str(mnist_dir)]) == 0
-    assert f"test {last['correct']}/10000" in capsys.readouterr().out
+    assert f"test {best['test_correct']}/10000" in capsys.readouterr().out
 
 
 def test_later_chapter_flags_train_a_model(mnist_dir, tmp_path, capsys):
@@ -82,35 +88,49 @@ def test_later_chapter_flags_train_a_model(mnist_dir, tmp_path, capsys):
     assert code == 0, out
     report = json.loads(metrics.read_text())
     config, epochs = report["config"], report["epochs"]
-    assert config["n_train"] == 250_000 and config["layers"] == "fc:30,fc:10"
-    assert config["cost"] == "cross-entropy" and config["lmbda"] == 5.0
-    for key in ("accuracy", "test_cost", "validation_accuracy", "validation_cost",
+    assert config["n_train"] == 250_000 and config["network"]["layers"] == "fc:30,fc:10"
+    assert config["network"]["cost"] == "cross-entropy" and config["lmbda"] == 5.0
+    for key in ("test_accuracy", "test_cost", "validation_accuracy", "validation_cost",
                 "training_accuracy", "training_cost", "eta", "elapsed"):
         assert key in epochs[0], key
-    assert epochs[0]["accuracy"] > 0.94 and epochs[0]["training_total"] == 250_000
+    assert epochs[0]["test_accuracy"] > 0.94 and epochs[0]["training_total"] == 250_000
     best = max(epochs, key=lambda r: r["validation_accuracy"])
-    assert f"test accuracy {100 * best['accuracy']:.2f}%" in out
+    assert f"test accuracy {100 * best['test_accuracy']:.2f}%" in out
     assert cli.main(["evaluate", str(model), "--data-dir", str(mnist_dir)]) == 0
-    assert f"test {best['correct']}/10000" in capsys.readouterr().out
+    assert f"test {best['test_correct']}/10000" in capsys.readouterr().out
 
 
-def test_a_zero_later_chapter_flag_still_trains_a_model(mnist_dir, capsys):
-    """--lmbda 0 is a choice of the later chapters' trainer, not "no flag"."""
-    assert cli.main(["train", "--lmbda", "0.00", "--epochs", "0",
-                     "--data-dir", str(mnist_dir)]) == 0
-    assert "training fc:30,fc:10 (sigmoid, quadratic, large init)" in capsys.readouterr().out
+@pytest.mark.parametrize("flags, trains", [
+    (["--lmbda", "0.00"], "training [784, 30, 10] "),
+    (["--patience", "3"], "training [784, 30, 10] "),
+    (["--init", "large", "--activation", "sigmoid"], "training [784, 30, 10] "),
+    (["--cost", "cross-entropy"], "training fc:30,fc:10 (sigmoid, cross-entropy, large init)"),
+])
+def test_only_architecture_flags_build_a_model(mnist_dir, capsys, flags, trains, monkeypatch):
+    """Training options (L2, patience) train the chapter-1 Network too; only
+    an architecture different from the book's builds a Model."""
+    from digitnet import training
+    nets = []
+
+    def fit(run, *args, **kwargs):  # the network and its run, not the training
+        nets.append(run.net)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training, "fit", fit)
+    assert cli.main(["train", *flags, "--data-dir", str(mnist_dir)]) == 130
+    assert trains in capsys.readouterr().out
+    assert type(nets[0]).__name__ == ("Network" if trains.startswith("training [") else "Model")
 
 
 def test_evaluate_rejects_a_model_of_the_wrong_shape(mnist_dir, tmp_path, capsys):
-    from digitnet import Network
-    Network([5, 3, 2], device="cpu").save(tmp_path / "small.npz")
+    from digitnet import Network, save
+    save(Network([5, 3, 2], device="cpu"), tmp_path / "small.npz")
     assert cli.main(["evaluate", str(tmp_path / "small.npz"), "--data-dir", str(mnist_dir)]) == 1
     assert "does not fit 28x28 images" in capsys.readouterr().err
 
 
 def test_gpu_requested_without_one_is_one_line(tmp_path, capsys):
     from digitnet import backend
-    if backend._cupy_or_reason()[0] is not None:
+    if backend.cupy_or_reason()[0] is not None:
         pytest.skip("a GPU is present here")
     assert cli.main(["train", "--device", "gpu", "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from digitnet import Network, cli, plots
+from digitnet import Network, cli, load, plots
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed (digitnet[image])")
 pytest.importorskip("matplotlib", reason="matplotlib is not installed (digitnet[plot])")
@@ -115,7 +115,8 @@ def test_plot_curves(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["plot", "curves", "a.json", "--out", "/no/such/dir/c.png"], "--out: folder /no/such/dir"),
+    (["plot", "curves", "a.json", "--out", "/no/such/dir/c.png"],
+         "--out: cannot write /no/such/dir/c.png: folder /no/such/dir does not exist"),
     (["plot", "curves", "a.json", "b.json", "--labels", "one", "--out", "c.png"],
      "--labels: 1 labels for 2 runs"),
     (["plot", "weights", "m.npz"], "the following arguments are required: --out"),
@@ -172,7 +173,7 @@ def test_fashion_mnist_everywhere(fashion_dir, tmp_path, capsys):
     picture = tmp_path / "boot.png"
     g = (test.images[:, 0].reshape(28, 28) * 255).round().astype(np.uint8)
     Image.fromarray(255 - g).save(picture)  # dark on light, as photographed
-    k = int(np.argmax(Network.load(model, device="cpu").feedforward(test.images[:, :1])))
+    k = int(np.argmax(load(model, device="cpu").feedforward(test.images[:, :1])))
     capsys.readouterr()
     assert cli.main(["predict", str(model), str(picture), "--dataset", "fashion-mnist"]) == 0
     assert capsys.readouterr().out.startswith(f"{picture}: {test.classes[k]} ({k})  outputs [")

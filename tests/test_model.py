@@ -4,11 +4,11 @@ activation against finite differences, and the chapter-1 Network as an anchor.""
 import numpy as np
 import pytest
 
-from digitnet import Network, backend
+from digitnet import Network, backend, checkpoint
 from digitnet.costs import COSTS
 from digitnet.data import Dataset, expand
-from digitnet.fit import check_options, sgd
 from digitnet.model import Model, parse_layers, spec_from_sizes
+from digitnet.training import sgd
 
 
 def batch(xp, n_in, n_out, m, seed=1):
@@ -26,23 +26,22 @@ def numeric_gradient_error(model, x, y, masks, per_array=12, eps=1e-6):
     """Largest relative error between backprop and central differences over a
     random sample of every weight and bias."""
     xp, rng = model.xp, np.random.default_rng(0)
-    grads = model.backprop(x, y, masks)
+    nabla_b, nabla_w = model.backprop(x, y, masks)
     worst = 0.0
-    for layer, g in zip(model.layers, grads):
-        if g is None:
-            continue
-        for name, analytic in zip(("w", "b"), g):
-            p = backend.to_numpy(getattr(layer, name)).copy()
+    for params, nablas in ((model.weights, nabla_w), (model.biases, nabla_b)):
+        for i, analytic in enumerate(nablas):
+            p = backend.to_numpy(params[i]).copy()
             analytic = backend.to_numpy(analytic)
+            assert analytic.shape == p.shape
             flat = rng.choice(p.size, min(per_array, p.size), replace=False)
             for ix in zip(*np.unravel_index(flat, p.shape)):
                 costs = []
                 for sign in (1, -1):
                     q = p.copy()
                     q[ix] += sign * eps
-                    setattr(layer, name, xp.asarray(q))
+                    params[i] = xp.asarray(q)
                     costs.append(summed_cost(model, x, y, masks))
-                setattr(layer, name, xp.asarray(p))
+                params[i] = xp.asarray(p)
                 numeric = (costs[0] - costs[1]) / (2 * eps)
                 worst = max(worst, abs(numeric - analytic[ix]) /
                             max(abs(numeric) + abs(analytic[ix]), 1e-7))
@@ -67,28 +66,27 @@ CASES = [
                          ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
 def test_gradients_match_finite_differences(xp, layers, cost, activation, shape, dropout):
     model = Model(layers, cost=cost, activation=activation, dropout=dropout, seed=3,
-                  device=xp, dtype="float64", input_shape=shape)
+                  init="scaled", device=xp, dtype="float64", input_shape=shape)
     rng = np.random.default_rng(2)
-    for layer in model.layers:  # nonzero biases, so no unit sits exactly on a ReLU kink
-        if layer.w_shape is not None:
-            layer.b = xp.asarray(rng.standard_normal((layer.w_shape[0], 1)) * 0.5)
+    for i, b in enumerate(model.biases):  # nonzero, so no unit sits exactly on a ReLU kink
+        model.biases[i] = xp.asarray(rng.standard_normal(b.shape) * 0.5)
     x, y = batch(xp, int(np.prod(shape)), model.n_out, m=4)
     masks = model.dropout_masks(4) if dropout else None
     assert numeric_gradient_error(model, x, y, masks) < 1e-5
 
 
 def test_the_book_network_is_a_special_case(xp):
-    """Quadratic cost, sigmoid outputs: the same gradients as the chapter-1 Network."""
+    """Quadratic cost, sigmoid neurons, N(0, 1) init (the Model's defaults):
+    the same starting weights as the chapter-1 Network, and the same gradients."""
     net = Network([12, 5, 3], seed=4, device=xp, dtype="float64")
-    model = Model(spec_from_sizes(net.sizes), cost="quadratic", device=xp, dtype="float64",
+    model = Model(spec_from_sizes(net.sizes), seed=4, device=xp, dtype="float64",
                   input_shape=(12,))
-    for layer, w, b in zip(model.layers, net.weights, net.biases):
-        layer.w, layer.b = w, b
+    for a, b in zip(model.weights + model.biases, net.weights + net.biases):
+        np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
     x, y = batch(xp, 12, 3, m=7)
-    nabla_b, nabla_w = net.backprop(x, y)
-    for (gw, gb), nw, nb in zip(model.backprop(x, y), nabla_w, nabla_b):
-        np.testing.assert_allclose(backend.to_numpy(gw), backend.to_numpy(nw), rtol=1e-12)
-        np.testing.assert_allclose(backend.to_numpy(gb), backend.to_numpy(nb), rtol=1e-12)
+    for got, want in zip(model.backprop(x, y), net.backprop(x, y)):
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(backend.to_numpy(g), backend.to_numpy(w), rtol=1e-12)
 
 
 def test_a_conv_net_is_the_textbook_function():
@@ -98,13 +96,13 @@ def test_a_conv_net_is_the_textbook_function():
     must not change the function.)"""
     model = Model("conv:3x3x3,pool:2,softmax:4", activation="tanh", input_shape=(2, 8, 8),
                   device="cpu", dtype="float64", seed=1)
-    conv, _, fc = model.layers
+    (conv_w, fc_w), (conv_b, fc_b) = model.weights, model.biases
     x = np.random.default_rng(3).standard_normal((2, 8, 8))
-    w = conv.w.reshape(3, 2, 3, 3)
-    z = np.array([[[np.sum(w[f] * x[:, i:i + 3, j:j + 3]) + conv.b[f, 0] for j in range(6)]
+    w = conv_w.reshape(3, 2, 3, 3)
+    z = np.array([[[np.sum(w[f] * x[:, i:i + 3, j:j + 3]) + conv_b[f, 0] for j in range(6)]
                    for i in range(6)] for f in range(3)])
     pooled = np.tanh(z).reshape(3, 3, 2, 3, 2).max(axis=(2, 4))
-    logits = fc.w @ pooled.reshape(-1) + fc.b[:, 0]
+    logits = fc_w @ pooled.reshape(-1) + fc_b[:, 0]
     want = np.exp(logits) / np.exp(logits).sum()
     np.testing.assert_allclose(model.feedforward(x.reshape(-1, 1))[:, 0], want, rtol=1e-12)
 
@@ -120,9 +118,9 @@ def test_max_pool_routes_the_gradient_to_each_block_max():
     model = Model("pool:2,fc:1", input_shape=(1, 4, 4), device="cpu", dtype="float64")
     pool = model.layers[0]
     x = np.arange(16.0)[::-1].reshape(1, 4, 4, 1)
-    a, cache = pool.forward(np, x)
+    a, cache = pool.forward(np, None, None, x)
     np.testing.assert_array_equal(a[0, :, :, 0], [[15, 13], [7, 5]])
-    _, dx = pool.backward(np, cache, np.ones((1, 2, 2, 1)), True)
+    _, dx = pool.backward(np, None, cache, np.ones((1, 2, 2, 1)), True)
     assert dx.sum() == 4 and dx[0, 0, 0, 0] == dx[0, 0, 2, 0] == dx[0, 2, 0, 0] == 1
 
 
@@ -142,6 +140,8 @@ def test_dropout_masks_are_inverted_and_skip_the_pixels():
     ("dense:100,fc:10", "unknown kind 'dense'"),
     ("fc:0,fc:10", "expected fc:N with positive whole numbers"),
     ("conv:20,fc:10", "expected conv:FILTERSxKxK"),
+    ("conv:20x5,fc:10", "expected conv:FILTERSxKxK"),
+    ("", "unknown kind ''"),
     ("conv:20x5x5,pool:5,fc:10", "pool:5 needs feature maps divisible by 5"),
     ("conv:2x30x30,fc:10", "does not fit 28x28"),
     ("fc:30,pool:2,fc:10", "needs image input"),
@@ -169,7 +169,7 @@ def test_costs_must_fit_the_output_layer():
         Model("fc:30,fc:10", cost="log-likelihood", device="cpu")
     with pytest.raises(ValueError, match="cross-entropy cost needs a sigmoid output"):
         Model("fc:30,softmax:10", cost="cross-entropy", device="cpu")
-    assert parse_layers("conv:20x5,fc:10") == [("conv", (20, 5)), ("fc", (10,))]
+    assert parse_layers("conv:20x5x5,fc:10") == [("conv", (20, 5)), ("fc", (10,))]
 
 
 @pytest.mark.parametrize("options, message", [
@@ -180,11 +180,9 @@ def test_costs_must_fit_the_output_layer():
     (dict(patience=3), "give validation data"),
 ])
 def test_bad_training_options(options, message):
-    full = dict(epochs=1, mini_batch_size=10, eta=0.1, lmbda=0.0, momentum=0.0,
-                patience=None, eta_decay=None, validation_data=None)
-    full.update(options)
+    model = Model("fc:4,softmax:2", input_shape=(6,), device="cpu")
     with pytest.raises(ValueError, match=message):
-        check_options(**full)
+        model.sgd(tiny_data(20, 0), 1, 10, 0.1, **options)
 
 
 def tiny_data(n, seed):
@@ -212,7 +210,7 @@ def test_training_is_the_same_on_every_namespace(xp):
                              validation_data=val, test_data=val, monitor_training=True,
                              patience=1, eta_decay=4))
     for a, b in zip(*histories):
-        for key in ("accuracy", "validation_accuracy", "training_accuracy", "eta"):
+        for key in ("test_accuracy", "validation_accuracy", "training_accuracy", "eta"):
             assert a[key] == b[key], key
         for key in ("test_cost", "validation_cost", "training_cost"):
             assert a[key] == pytest.approx(b[key], rel=1e-9), key
@@ -262,15 +260,14 @@ def test_momentum_carries_the_last_step_forward():
     a, ref = full_batch_models()
     sgd(a, train, 2, n, eta, momentum=mu)
     x, y = train.images.astype(np.float64), np.eye(2)[:, train.labels]
-    layers = [layer for layer in ref.layers]
-    previous = [(layer.w.copy(), layer.b.copy()) for layer in layers]
+    previous = [(w.copy(), b.copy()) for w, b in zip(ref.weights, ref.biases)]
     for step in range(2):
-        grads = ref.backprop(x, y)
-        for layer, (gw, gb), (pw, pb) in zip(layers, grads, previous):
-            w, b = layer.w.copy(), layer.b.copy()
-            layer.w = w - eta / n * gw + (mu * (w - pw) if step else 0.0)
-            layer.b = b - eta / n * gb + (mu * (b - pb) if step else 0.0)
-            previous[layers.index(layer)] = (w, b)
+        nabla_b, nabla_w = ref.backprop(x, y)
+        for i, (gw, gb, (pw, pb)) in enumerate(zip(nabla_w, nabla_b, previous)):
+            w, b = ref.weights[i].copy(), ref.biases[i].copy()
+            ref.weights[i] = w - eta / n * gw + (mu * (w - pw) if step else 0.0)
+            ref.biases[i] = b - eta / n * gb + (mu * (b - pb) if step else 0.0)
+            previous[i] = (w, b)
     for got, want in zip(a.weights + a.biases, ref.weights + ref.biases):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
@@ -293,12 +290,11 @@ def test_expand_adds_the_four_one_pixel_shifts():
 @pytest.mark.parametrize("change, message", [
     (dict(activation=np.array("softmax")), "unknown activation 'softmax'"),
     (dict(input_shape=np.array([-1, -28, 28])), "input_shape must be positive sizes"),
-    (dict(layers=np.array("fc:30,fc:10")), "do not match its description"),
+    (dict(layers=np.array("fc:30,fc:10")), "description needs"),
     (dict(cost=np.array("log-likelihood")), "needs a softmax output"),
 ])
 def test_tampered_model_files_are_one_line_errors(tmp_path, change, message):
-    from digitnet import checkpoint
-    Model("conv:2x5x5,pool:2,fc:10", device="cpu").save(tmp_path / "m.npz")
+    checkpoint.save(Model("conv:2x5x5,pool:2,fc:10", device="cpu"), tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz") as npz:
         arrays = dict(npz) | change
     np.savez(tmp_path / "bad.npz", **arrays)
@@ -308,10 +304,9 @@ def test_tampered_model_files_are_one_line_errors(tmp_path, change, message):
 
 
 def test_save_and_load_a_conv_model(tmp_path, xp):
-    from digitnet import checkpoint
     model = Model("conv:3x5x5,pool:2,fc:8,softmax:10", activation="relu", seed=2, device="cpu")
     model.classes = [f"c{i}" for i in range(10)]
-    model.save(tmp_path / "conv.npz")
+    checkpoint.save(model, tmp_path / "conv.npz")
     back = checkpoint.load(tmp_path / "conv.npz", device=xp)
     assert isinstance(back, Model) and back.spec == model.spec and back.classes == model.classes
     x = np.random.default_rng(0).random((784, 3))

@@ -5,8 +5,9 @@ import pytest
 
 from digitnet import Network, backend
 from digitnet.data import Dataset
-from digitnet.network import one_hot, sigmoid
-from digitnet.training import backprop_per_example, check_hyperparameters
+from digitnet.activations import sigmoid
+from digitnet.engines import backprop_per_example, one_hot
+from digitnet.training import check_options
 
 
 def random_batch(xp, sizes, m, seed=1, dtype="float64"):
@@ -118,8 +119,8 @@ def test_sgd_learns_and_keeps_its_dtype(xp, dtype):
     before = net.evaluate(test)
     history = net.sgd(train, 5, 10, 3.0, test_data=test)
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
-    assert history[-1]["correct"] == net.evaluate(test)
-    assert history[-1]["accuracy"] > 0.9 > before / len(test)
+    assert history[-1]["test_correct"] == net.evaluate(test)
+    assert history[-1]["test_accuracy"] > 0.9 > before / len(test)
     for p in net.weights + net.biases:
         assert p.dtype == backend.dtype_of(xp, dtype)
 
@@ -156,12 +157,17 @@ def test_bad_sizes_are_rejected(sizes):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(eta=-1.0), "eta"), (dict(eta=0.0), "eta"), (dict(eta=float("nan")), "eta"),
     (dict(mini_batch_size=0), "mini_batch_size"), (dict(mini_batch_size=2.5), "mini_batch_size"),
-    (dict(epochs=-1), "epochs"), (dict(engine="fast"), "engine"),
+    (dict(epochs=-1), "epochs"), (dict(epochs=float("inf")), "epochs"),
+    (dict(engine="fast"), "engine"), (dict(mini_batch_size=301), "larger than the 300"),
 ])
 def test_bad_hyperparameters_are_rejected(kwargs, match):
     args = dict(epochs=1, mini_batch_size=10, eta=3.0, engine="batched") | kwargs
     with pytest.raises(ValueError, match=match):
-        check_hyperparameters(**args)
+        Network([12, 3, 4], device="cpu").sgd(synthetic_dataset(), **args)
+    if "epochs" not in kwargs and "larger" not in match:
+        args.pop("epochs")
+        with pytest.raises(ValueError, match=match):
+            check_options(**args)
 
 
 def test_data_that_does_not_fit_the_network_is_rejected():

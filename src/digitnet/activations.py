@@ -5,7 +5,14 @@ terms of the function's *output* a = f(z).  Backprop then needs only the
 activations it already stored, never z, and never a second exp.
 """
 
-from .network import sigmoid
+def sigmoid(xp, z):
+    """The sigmoid 1/(1+exp(-z)), computed without overflow.
+
+    exp(-z) overflows for z < -88 in float32; exp(-|z|) never does, and
+    e/(1+e) with e = exp(z) is the same function for z < 0.
+    """
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def sigmoid_back(xp, a, d):

@@ -7,6 +7,7 @@ arguments, for speed) lives here behind a portable fallback.
 """
 
 import contextlib
+import functools
 import types
 
 import numpy as np
@@ -19,27 +20,66 @@ class BackendError(ValueError):
     """The requested device or dtype cannot be used here."""
 
 
-def _cupy_or_reason():
-    """Return (cupy, None) when a CUDA device is usable, else (None, why)."""
+_NOT_INSTALLED = "CuPy is not installed"
+
+
+def _one_line(exc):
+    """An exception as one short line (CuPy's import errors run to paragraphs)."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    if len(text) > 160:
+        text = text[:157] + "..."
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+def _unusable(why):
+    return f"CuPy is installed but not usable ({why})"
+
+
+@functools.lru_cache(maxsize=None)
+def cupy_or_reason():
+    """Return (cupy, None) when CuPy can compute on a CUDA device, else (None, why).
+
+    Seeing a device is not enough: a CuPy wheel without the CUDA libraries
+    it loads lazily (NVRTC, cuBLAS) imports, counts the devices, and fails
+    at the first kernel.  So the probe runs one elementwise kernel and one
+    matrix product.  It runs once per process (cached); `why` is one line,
+    and starts with "CuPy is not installed" only when there is no CuPy.
+    """
     try:
         import cupy
-    except Exception as exc:  # ImportError, or a broken CUDA install
-        return None, f"CuPy is not installed ({exc.__class__.__name__}); pip install 'digitnet[gpu]'"
+    except Exception as exc:  # not there, or a CuPy that cannot load CUDA
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "cupy":
+            return None, f"{_NOT_INSTALLED} ({exc.__class__.__name__}); pip install 'digitnet[gpu]'"
+        return None, _unusable(f"import failed: {_one_line(exc)}")
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        return None, f"CuPy found no usable CUDA device ({exc})"
+        return None, _unusable(f"getDeviceCount failed: {_one_line(exc)}")
     if count < 1:
-        return None, "CuPy found no CUDA device"
+        return None, _unusable("no CUDA device found")
+    try:  # float() waits for the device, so asynchronous errors surface here
+        a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
+        got = float((a + 1).sum())
+    except Exception as exc:
+        return None, _unusable(f"a test kernel failed: {_one_line(exc)}")
+    try:
+        got += float((a @ a).sum())
+    except Exception as exc:
+        return None, _unusable(f"a test matrix product failed: {_one_line(exc)}")
+    if got != 32.0:  # (1 + 2 + 3 + 4) + (2 + 3 + 6 + 11)
+        return None, _unusable(f"a test computed {got}, not 32.0")
     return cupy, None
 
 
-def namespace(device="auto"):
+def namespace(device="auto", notice=None):
     """The array module for `device`: "auto", "cpu", "gpu", or a module itself.
 
-    "auto" prefers CuPy when it imports and sees a CUDA device, because the
+    "auto" prefers CuPy when it can compute on a CUDA device, because the
     same code is then much faster; "gpu" insists on it, so a user who asked
-    for the GPU never silently trains on the CPU.
+    for the GPU never silently trains on the CPU.  When "auto" falls back
+    although CuPy is installed, `notice` (a callable taking one line, or
+    None) is told why; without CuPy the fallback is silent.  This module
+    never prints: the caller decides where the notice goes.
     """
     if isinstance(device, types.ModuleType):
         return device
@@ -47,11 +87,13 @@ def namespace(device="auto"):
         return np
     if device not in ("auto", "gpu"):
         raise BackendError(f"unknown device {device!r}: choose from {', '.join(DEVICES)}")
-    cupy, why = _cupy_or_reason()
+    cupy, why = cupy_or_reason()
     if cupy is not None:
         return cupy
     if device == "gpu":
         raise BackendError(f"--device gpu is not available: {why}")
+    if notice is not None and not why.startswith(_NOT_INSTALLED):
+        notice(f"digitnet: notice: {why}; training on the CPU with NumPy")
     return np
 
 
@@ -115,3 +157,7 @@ def quiet_overflow(xp):
     if xp is np:
         return np.errstate(over="ignore")
     return contextlib.nullcontext()
+
+
+# The old private name, until every caller uses cupy_or_reason.
+_cupy_or_reason = cupy_or_reason

@@ -1,7 +1,8 @@
 """The batched engine's fast path, for array modules with ``out=`` (NumPy, CuPy).
 
-It takes the same step as `training.update_mini_batch` (backprop on the
-(784, m) mini-batch, then w -> w - eta/m nabla_w) but with as few array calls
+It takes the same step as the plain batched engine (engines.py: backprop on
+the (784, m) mini-batch, then w -> w - eta/m nabla_w) for any network that
+is a chain of sigmoid layers on the quadratic cost, but with as few array calls
 as possible, because at the book's m = 10 the cost of each call, not the
 arithmetic, decides the speed:
 
@@ -22,6 +23,8 @@ m >= ROWS_FROM every buffer is stored transposed (examples x neurons):
 OpenBLAS is 25-35% faster at these shapes when a GEMM's output has the long
 dimension first (see benchmarks/RESULTS.md).  Each GEMM C = A B whose C is
 stored transposed is issued as C^T = B^T A^T, decided once per buffer set.
+On CuPy every m uses that layout: the other one's transposed weight view is
+neither C- nor F-contiguous, and CuPy would copy it before every GEMM.
 """
 
 from . import backend
@@ -35,15 +38,18 @@ def gemm(a, b, c):
 
 
 class FastBatched:
-    """Preallocated state for training one network on one device dataset."""
+    """Preallocated state for training one network on one device dataset.
 
-    def __init__(self, net, rows, labels, mini_batch_size):
+    `sizes` are the network's layer sizes, input first (engines.fast_sizes).
+    """
+
+    def __init__(self, net, sizes, rows, labels, mini_batch_size):
         xp = self.xp = net.xp
-        self.net = net
+        self.net, self.sizes = net, sizes
         self.rows = rows
-        self.by_rows = mini_batch_size >= ROWS_FROM
+        self.by_rows = mini_batch_size >= ROWS_FROM or backend.is_cupy(xp)
         # One-hot targets for the whole set, made once: a gather per step.
-        self.targets = xp.take(xp.eye(net.sizes[-1], dtype=net.dtype), labels, axis=0)
+        self.targets = xp.take(xp.eye(sizes[-1], dtype=net.dtype), labels, axis=0)
         self.wb = [self.matrix(w.shape[0], w.shape[1] + 1) for w in net.weights]
         self.nabla = [self.matrix(*wb.shape) for wb in self.wb]
         self.plans = {}
@@ -81,7 +87,7 @@ class FastBatched:
         small ufunc call, and a step at m = 10 is only ~30 such calls.
         """
         if m not in self.plans:
-            xp, dt, sizes = self.xp, self.net.dtype, self.net.sizes
+            xp, dt, sizes = self.xp, self.net.dtype, self.sizes
             x = xp.ones((m, sizes[0] + 1), dtype=dt)  # gathered rows; last column stays 1
             y = xp.empty((m, sizes[-1]), dtype=dt)
             # a^l with a ones row for every hidden layer; the output has none.

@@ -1,4 +1,4 @@
-"""Saved networks: a documented `.npz` file, never a pickle.
+"""Saved networks and saved runs: documented `.npz` files, never pickles.
 
 A chapter-1 `Network` is format "digitnet-network", version 1:
 
@@ -8,7 +8,7 @@ A chapter-1 `Network` is format "digitnet-network", version 1:
     dtype       the string "float32" or "float64"
     weights_i   (sizes[i+1], sizes[i]) for i in 0..L-2
     biases_i    (sizes[i+1], 1)
-    classes     optional: the 10 class names (absent: the digits 0-9)
+    classes     optional: the n_out class names (absent: the digits 0-9)
 
 A `Model` is format "digitnet-model", version 1: `format`, `version`,
 `dtype` and `classes` as above, and
@@ -21,76 +21,68 @@ A `Model` is format "digitnet-model", version 1: `format`, `version`,
     input_shape  int64 (3,), (channels, height, width), or (n,) for dense input
     weights_i, biases_i   for the i-th layer that has weights, in order
 
-It is written to a temporary file in the target folder and renamed over the
-target, so a crash never leaves half a model where a good one was.
+Both are written from the network's `config()`.  A run checkpoint
+(`digitnet train --checkpoint`) is format "digitnet-run", version 1: the
+network as above (the last finished epoch's parameters), and
+
+    velocity_w_i, velocity_b_i   momentum buffers, when momentum is on
+    best_weights_i, best_biases_i   the best validation epoch's, when there is one
+    state        JSON: epoch, eta, patience count, how it ended, the
+                 generator's state, the history, the best epoch's record,
+                 the run's settings and the command's own settings
+
+Every file is written to a temporary file in the target folder and renamed
+over the target, so a crash never leaves half a file where a good one was.
+Reading checks every declared size against the stored arrays before
+building anything: a small file cannot make us allocate a billion neurons.
 """
 
-import os
-import tempfile
+import json
 import zipfile
-from pathlib import Path
 
 import numpy as np
 
 from . import backend
+from .files import write_atomic
+from .model import Model, param_shapes
+from .network import Network
+from .training import Run
 
 FORMAT = "digitnet-network"
 MODEL_FORMAT = "digitnet-model"
+RUN_FORMAT = "digitnet-run"
 VERSION = 1
 
 
 class CheckpointError(ValueError):
-    """A file that is not a readable digitnet network."""
+    """A file that is not a readable digitnet network or run."""
 
 
-def _umask():
-    mask = os.umask(0o022)  # reading the umask means setting it; put it back at once
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path, write):
-    """Call write(file) on a temporary file, then rename it over `path`."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CheckpointError(f"{path}: folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _write(net, path, arrays):
-    arrays.update(version=np.array(VERSION), dtype=np.array(net.dtype_name))
-    if getattr(net, "classes", None) is not None:
+def network_arrays(net, weights=None, biases=None):
+    """The arrays that describe `net` (with these parameters, default its own)."""
+    config = net.config()
+    arrays = {"version": np.array(VERSION), "dtype": np.array(config["dtype"])}
+    if config["kind"] == "network":
+        arrays.update(format=np.array(FORMAT), sizes=np.array(config["sizes"], dtype=np.int64))
+    else:
+        arrays.update(format=np.array(MODEL_FORMAT), layers=np.array(config["layers"]),
+                      cost=np.array(config["cost"]), activation=np.array(config["activation"]),
+                      init=np.array(config["init"]), dropout=np.array(config["dropout"]),
+                      input_shape=np.array(config["input_shape"], dtype=np.int64))
+    if net.classes is not None:
         arrays["classes"] = np.array([str(c) for c in net.classes])
-    for i, (w, b) in enumerate(zip(net.weights, net.biases)):
+    pairs = zip(net.weights if weights is None else weights,
+                net.biases if biases is None else biases)
+    for i, (w, b) in enumerate(pairs):
         arrays[f"weights_{i}"] = backend.to_numpy(w)
         arrays[f"biases_{i}"] = backend.to_numpy(b)
-    write_atomic(path, lambda f: np.savez(f, **arrays))
+    return arrays
 
 
 def save(net, path):
-    """Write a chapter-1 `Network` to `path`, atomically."""
-    _write(net, path, {"format": np.array(FORMAT),
-                       "sizes": np.array(net.sizes, dtype=np.int64)})
-
-
-def save_model(model, path):
-    """Write a `Model` to `path`, atomically."""
-    _write(model, path, {"format": np.array(MODEL_FORMAT), "layers": np.array(model.spec),
-                         "cost": np.array(model.cost_name),
-                         "activation": np.array(model.activation),
-                         "init": np.array(model.init), "dropout": np.array(model.dropout),
-                         "input_shape": np.array(model.input_shape, dtype=np.int64)})
+    """Write a network (Network or Model) to `path`, atomically."""
+    arrays = network_arrays(net)
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def _read(path):
@@ -98,7 +90,7 @@ def _read(path):
     try:
         with open(path, "rb") as f:
             if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
-                raise CheckpointError(f"{path}: not a .npz file, not a digitnet model")
+                raise CheckpointError(f"{path}: not a .npz file, not a digitnet file")
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except CheckpointError:
@@ -106,59 +98,163 @@ def _read(path):
     except FileNotFoundError:
         raise CheckpointError(f"{path}: file not found") from None
     except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a folder, not a model file") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        why = "holds pickled objects" if "pickle" in str(exc) else "not a .npz file"
-        raise CheckpointError(f"{path}: {why}, not a digitnet model") from None
+        raise CheckpointError(f"{path}: is a folder, not a file") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        why = "holds pickled objects" if "pickle" in str(exc) else "not a readable .npz file"
+        raise CheckpointError(f"{path}: {why}, not a digitnet file") from None
+
+
+def _text(arrays, key):
+    a = arrays[key]
+    if a.ndim != 0 or a.dtype.kind != "U":
+        raise ValueError(f"{key} is not a string")
+    return str(a)
+
+
+def _ints(arrays, key):
+    a = arrays[key]
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise ValueError(f"{key} is not a list of whole numbers")
+    return [int(v) for v in a]
+
+
+def _config(arrays, formats):
+    """The network's config() from a file's arrays, checked."""
+    kind = str(arrays.get("format", ""))
+    if kind not in formats:
+        raise ValueError("not a digitnet file of this kind (no " +
+                         " or ".join(f"'{f}'" for f in formats) + " marker)")
+    version = arrays.get("version")
+    if version is None or version.ndim or int(version) != VERSION:
+        raise ValueError(f"format version {version}, this digitnet reads {VERSION}")
+    config = {"dtype": _text(arrays, "dtype")}
+    if config["dtype"] not in backend.DTYPES:
+        raise ValueError(f"dtype {config['dtype']!r} is not one of {', '.join(backend.DTYPES)}")
+    if kind == FORMAT or "sizes" in arrays and kind == RUN_FORMAT:
+        config.update(kind="network", sizes=_ints(arrays, "sizes"))
+    else:
+        dropout = arrays["dropout"]
+        if dropout.ndim or dropout.dtype.kind != "f":
+            raise ValueError("dropout is not a number")
+        config.update(kind="model", layers=_text(arrays, "layers"), cost=_text(arrays, "cost"),
+                      activation=_text(arrays, "activation"), init=_text(arrays, "init"),
+                      dropout=float(dropout), input_shape=_ints(arrays, "input_shape"))
+    return config
+
+
+def expected_shapes(config):
+    """[(w shape, b shape)] a config declares, computed without any array."""
+    if config["kind"] == "network":
+        sizes = config["sizes"]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes {sizes} are not a network's")
+        return [((y, x), (y, 1)) for x, y in zip(sizes[:-1], sizes[1:])]
+    return param_shapes(config["layers"], config["input_shape"])
+
+
+def _parameters(arrays, shapes, prefix_w="weights", prefix_b="biases"):
+    """The stored (weights, biases), each checked against its declared shape."""
+    weights, biases = [], []
+    for i, (w_shape, b_shape) in enumerate(shapes):
+        for prefix, shape, out in ((prefix_w, w_shape, weights), (prefix_b, b_shape, biases)):
+            a = arrays[f"{prefix}_{i}"]
+            if a.dtype.kind != "f":
+                raise ValueError(f"{prefix}_{i} holds {a.dtype} values, not floats")
+            if a.shape != tuple(shape):
+                raise ValueError(f"{prefix}_{i} has shape {a.shape}, but the network's "
+                                 f"description needs {tuple(shape)}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"{prefix}_{i} holds NaN or infinite values")
+            out.append(a)
+    return weights, biases
+
+
+def build(config, device="auto"):
+    """A fresh network from a config() (its parameters are then replaced)."""
+    if config["kind"] == "network":
+        return Network(config["sizes"], device=device, dtype=config["dtype"])
+    return Model(config["layers"], cost=config["cost"], activation=config["activation"],
+                 init=config["init"], dropout=config["dropout"], device=device,
+                 dtype=config["dtype"], input_shape=config["input_shape"])
+
+
+def _network(path, arrays, device, formats):
+    """The network a file describes, with its stored parameters, checked."""
+    xp = backend.namespace(device)  # a missing GPU is not the file's fault
+    try:
+        config = _config(arrays, formats)
+        shapes = expected_shapes(config)
+        weights, biases = _parameters(arrays, shapes)
+        classes = None
+        if "classes" in arrays:
+            names = arrays["classes"]
+            if names.ndim != 1 or names.dtype.kind != "U" or len(names) != shapes[-1][0][0]:
+                raise ValueError(f"classes must be {shapes[-1][0][0]} names, one per output")
+            classes = [str(c) for c in names]
+        net = build(config, xp)
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: missing array {exc}") from None
+    except (ValueError, TypeError) as exc:  # bad sizes, spec, dtype or arrays
+        raise CheckpointError(f"{path}: {exc}") from None
+    net.classes = classes
+    net.weights[:] = [net.asarray(w) for w in weights]
+    net.biases[:] = [net.asarray(b) for b in biases]
+    return net, shapes
 
 
 def load(path, device="auto"):
-    """The `Network` or `Model` saved in `path`, on `device`, checked
-    against its own description."""
-    from .model import Model
-    from .network import Network
+    """The `Network` or `Model` saved in `path`, on `device`; never unpickles."""
+    return _network(path, _read(path), device, (FORMAT, MODEL_FORMAT))[0]
 
-    xp = backend.namespace(device)  # a missing GPU is not the file's fault
+
+def save_run(run, path, extra=None):
+    """Write everything needed to go on with `run` to `path`, atomically;
+    `extra` is the caller's own JSON-ready settings (the command line's)."""
+    net = run.net
+    arrays = network_arrays(net, *(run.last or (None, None)))
+    arrays["format"] = np.array(RUN_FORMAT)
+    for i, (vw, vb) in enumerate(run.velocities or ()):
+        arrays[f"velocity_w_{i}"] = backend.to_numpy(vw)
+        arrays[f"velocity_b_{i}"] = backend.to_numpy(vb)
+    if run.best is not None:
+        for i, (w, b) in enumerate(zip(run.best[1], run.best[2])):
+            arrays[f"best_weights_{i}"] = backend.to_numpy(w)
+            arrays[f"best_biases_{i}"] = backend.to_numpy(b)
+    state = {"epoch": run.epoch, "eta": run.eta, "since": run.since, "ended": run.ended,
+             "rng": net.rng.bit_generator.state, "history": run.history,
+             "best": run.best[0] if run.best else None, "settings": run.settings,
+             "seed": net.seed, "extra": extra or {}}
+    arrays["state"] = np.array(json.dumps(state))
+    write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def load_run(path, device="auto"):
+    """(run, extra) from a file written by `save_run`, on `device`."""
     arrays = _read(path)
-    kind = str(arrays.get("format", ""))
-    if kind not in (FORMAT, MODEL_FORMAT):
-        raise CheckpointError(f"{path}: not a digitnet model (no '{FORMAT}' or "
-                              f"'{MODEL_FORMAT}' marker)")
-    version = int(arrays.get("version", -1))
-    if version != VERSION:
-        raise CheckpointError(f"{path}: format version {version}, this digitnet reads {VERSION}")
+    if str(arrays.get("format", "")) != RUN_FORMAT:
+        raise CheckpointError(f"{path}: not a digitnet run checkpoint (no '{RUN_FORMAT}' "
+                              "marker; a saved model cannot be resumed)")
+    net, shapes = _network(path, arrays, device, (RUN_FORMAT,))
     try:
-        dtype = str(arrays["dtype"])
-        if kind == FORMAT:
-            net = Network([int(s) for s in arrays["sizes"]], device=xp, dtype=dtype)
-        else:
-            net = Model(str(arrays["layers"]), cost=str(arrays["cost"]),
-                        activation=str(arrays["activation"]), device=xp, dtype=dtype,
-                        init=str(arrays["init"]), dropout=float(arrays["dropout"]),
-                        input_shape=np.atleast_1d(arrays["input_shape"]))
-        count = len(net.weights)
-        weights = [arrays[f"weights_{i}"] for i in range(count)]
-        biases = [arrays[f"biases_{i}"] for i in range(count)]
+        state = json.loads(_text(arrays, "state"))
+        s = state["settings"]
+        run = Run(net, s["mini_batch_size"], s["eta"], s["lmbda"], s["momentum"],
+                  s["patience"], s["eta_decay"], s["engine"])
+        run.epoch, run.eta, run.since = int(state["epoch"]), float(state["eta"]), int(state["since"])
+        run.ended, run.history = state["ended"], list(state["history"])
+        net.seed = state["seed"]
+        net.rng.bit_generator.state = state["rng"]
+        if run.velocities is not None:
+            vw, vb = _parameters(arrays, shapes, "velocity_w", "velocity_b")
+            run.velocities = [(net.asarray(w), net.asarray(b)) for w, b in zip(vw, vb)]
+        if state["best"] is not None:
+            bw, bb = _parameters(arrays, shapes, "best_weights", "best_biases")
+            run.best = (state["best"], [net.asarray(w) for w in bw],
+                        [net.asarray(b) for b in bb])
+        if not isinstance(state["extra"], dict) or run.epoch < 0:
+            raise ValueError("its state is damaged")
     except KeyError as exc:
-        raise CheckpointError(f"{path}: missing array {exc}") from None
-    except ValueError as exc:  # bad sizes, spec or dtype
-        raise CheckpointError(f"{path}: {exc}") from None
-    for i, (w, b, w0, b0) in enumerate(zip(weights, biases, net.weights, net.biases)):
-        if w.shape != w0.shape or b.shape != b0.shape:
-            raise CheckpointError(f"{path}: layer {i} has shapes {w.shape} and {b.shape}, "
-                                  f"which do not match its description ({w0.shape} "
-                                  f"and {b0.shape})")
-        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
-            raise CheckpointError(f"{path}: layer {i} holds NaN or infinite values")
-    if "classes" in arrays:
-        net.classes = [str(c) for c in arrays["classes"]]
-    set_parameters(net, [net.asarray(w) for w in weights], [net.asarray(b) for b in biases])
-    return net
-
-
-def set_parameters(net, weights, biases):
-    if hasattr(net, "layers"):  # a Model keeps its parameters in its layers
-        for layer, w, b in zip(net.params, weights, biases):
-            layer.w, layer.b = w, b
-    else:
-        net.weights, net.biases = weights, biases
+        raise CheckpointError(f"{path}: missing {exc} in the run's state") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: {exc}".split("\n")[0]) from None
+    return run, state["extra"]

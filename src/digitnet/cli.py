@@ -1,118 +1,95 @@
 """The `digitnet` command: train networks, evaluate them, and show what they do.
 
 train, evaluate and download live here; predict, plot, perceptron and info
-in cli_show.py.
+in cli_show.py, the shared flags and checks in cliargs.py.
 
 Every user mistake ends in one line on stderr and a non-zero exit (2 for bad
-arguments, 1 for bad files or data), never a traceback.
+arguments, 1 for bad files or data), never a traceback.  A training run
+stopped by Ctrl-C or SIGTERM finishes its mini-batch, keeps what its
+finished epochs earned, and exits 130 or 143.
 """
 
-import argparse
 import json
+import math
+import signal
 import sys
-from pathlib import Path
 
-from . import backend, checkpoint, data, download
+from . import backend, checkpoint, cli_show, data, download, training
 from .activations import ACTIVATIONS
-from .checkpoint import CheckpointError, write_atomic
+from .cliargs import (Parser, add_data_args, add_device_arg, check_output_path, fraction,
+                      int_at_least, load_network, non_negative_float, positive_float)
 from .costs import COSTS
-from .fit import best_epoch
+from .engines import ENGINES
+from .files import write_atomic
 from .model import INITS, Model, spec_from_sizes
 from .network import Network
-from .training import ENGINES
 
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line (no usage dump) and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def number_in(accept, what):
-    """An argparse type: a float for which accept(value) holds (NaN never
-    does), else a one-line error that says what was expected."""
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
-        return value
-    return parse
-
-
-positive_float = number_in(lambda v: 0 < v < float("inf"), "a positive number")
-non_negative_float = number_in(lambda v: 0 <= v < float("inf"), "a number >= 0")
-fraction = number_in(lambda v: 0 <= v < 1, "in [0, 1)")
-
-
-def int_at_least(low):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-    return parse
-
-
-def add_data_args(p):
-    p.add_argument("--data-dir", help="data folder (default: $DIGITNET_DATA, else ./data)")
-    p.add_argument("--dataset", choices=data.DATASETS, default="mnist")
-
-
-def add_device_arg(p):
-    p.add_argument("--device", choices=backend.DEVICES, default="auto",
-                   help="auto: CuPy when a CUDA device is usable, else NumPy")
+# The chapter-1 values every training flag falls back to.  Flags default to
+# None so that `--resume` can tell what the user gave.
+DEFAULTS = {"sizes": [data.N_PIXELS, 30, data.N_CLASSES], "epochs": 30, "batch_size": 10,
+            "eta": 3.0, "engine": "batched", "dtype": "float32", "seed": 0,
+            "dataset": "mnist", "cost": None, "activation": "sigmoid", "init": "large",
+            "dropout": 0.0, "lmbda": 0.0, "momentum": 0.0, "expand": False,
+            "patience": None, "eta_decay": None, "monitor_training": False}
+ARCHITECTURE = ("layers", "cost", "activation", "init", "dropout")
+# What a resumed run may change: where its results go and what it runs on.
+RESUMABLE = ("epochs", "save", "metrics", "checkpoint", "device", "data_dir", "resume")
 
 
 def build_parser():
     parser = Parser(prog="digitnet", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    t = sub.add_parser("train", help="train a network and report test accuracy per epoch")
-    t.add_argument("--sizes", type=int_at_least(1), nargs="+",
-                   help="neurons per layer, input first (default: 784 30 10)")
-    t.add_argument("--epochs", type=int_at_least(0), default=30)
-    t.add_argument("--batch-size", type=int_at_least(1), default=10, help="mini_batch_size m")
-    t.add_argument("--eta", type=positive_float, default=3.0, help="learning rate")
-    t.add_argument("--engine", choices=list(ENGINES), default="batched")
+    t = sub.add_parser("train", help="train a network and report its accuracy per epoch")
+
+    def flag(*names, group=t, **kw):
+        key = names[0].lstrip("-").replace("-", "_")
+        shown = DEFAULTS.get(key)
+        if shown is not None and shown is not False:
+            shown = " ".join(map(str, shown)) if isinstance(shown, list) else shown
+            kw["help"] = (kw.get("help", "") + f" (default: {shown})").strip()
+        group.add_argument(*names, default=None, **kw)
+
+    flag("--sizes", type=int_at_least(1), nargs="+", help="neurons per layer, input first")
+    flag("--epochs", type=int_at_least(1), help="epochs in all (with --resume: the new total)")
+    flag("--batch-size", type=int_at_least(1), help="mini_batch_size m")
+    flag("--eta", type=positive_float, help="learning rate")
+    flag("--engine", choices=ENGINES)
     add_device_arg(t)
-    t.add_argument("--dtype", choices=backend.DTYPES, default="float32")
-    t.add_argument("--seed", type=int, default=0)
-    add_data_args(t)
+    flag("--dtype", choices=backend.DTYPES)
+    flag("--seed", type=int_at_least(0), help="fixes the initial weights, order and dropout")
+    t.add_argument("--data-dir", help="data folder (default: $DIGITNET_DATA, else ./data)")
+    flag("--dataset", choices=data.DATASETS)
     t.add_argument("--save", metavar="PATH", help="write the trained network (.npz)")
     t.add_argument("--metrics", metavar="PATH", help="write config and per-epoch results (JSON)")
-    later = t.add_argument_group(
-        "later chapters", "any of these trains a layered Model instead of the chapter-1 "
-        "Network; a flag left out keeps its chapter-1 meaning")
-    later.add_argument("--layers", metavar="SPEC",
-                       help="e.g. conv:20x5x5,pool:2,conv:40x5x5,pool:2,fc:100,softmax:10")
-    later.add_argument("--cost", choices=list(COSTS),
-                       help="default quadratic; log-likelihood for a softmax output")
-    later.add_argument("--activation", choices=list(ACTIVATIONS),
-                       help="hidden layers' activation (default sigmoid)")
-    later.add_argument("--init", choices=INITS,
-                       help="large: N(0,1) weights and biases (default); scaled: "
-                            "N(0,1/n_in) weights, zero biases")
-    later.add_argument("--lmbda", type=non_negative_float, help="L2 regularization (default 0)")
-    later.add_argument("--momentum", type=fraction, help="momentum coefficient mu (default 0)")
-    later.add_argument("--dropout", type=fraction,
-                       help="drop each input of the hidden fully connected layers with this "
-                            "probability while training (default 0)")
-    later.add_argument("--expand", action="store_true",
-                       help="add one-pixel shifts of each training image (5x the data)")
-    later.add_argument("--patience", type=int_at_least(1), metavar="N",
-                       help="stop after N epochs without a better validation accuracy")
-    later.add_argument("--eta-decay", type=positive_float, metavar="FACTOR",
-                       help="with --patience: halve eta instead, and stop once it has "
-                            "fallen by FACTOR (e.g. 128)")
-    later.add_argument("--monitor-training", action="store_true",
-                       help="also measure cost and accuracy on the training data each epoch")
+    t.add_argument("--checkpoint", metavar="PATH",
+                   help="after every epoch, write everything needed to --resume the run")
+    t.add_argument("--resume", metavar="PATH",
+                   help="go on with a --checkpoint file's run and settings (only --epochs, "
+                        "--save, --metrics, --checkpoint, --device, --data-dir may be given)")
+    arch = t.add_argument_group(
+        "architecture (chapters 3 and 6)", "any of these trains a layered Model instead of the "
+        "chapter-1 Network; a flag left out keeps its chapter-1 meaning")
+    flag("--layers", group=arch, metavar="SPEC",
+         help="e.g. conv:20x5x5,pool:2,conv:40x5x5,pool:2,fc:100,softmax:10")
+    flag("--cost", group=arch, choices=list(COSTS),
+         help="(default: quadratic; log-likelihood for a softmax output)")
+    flag("--activation", group=arch, choices=list(ACTIVATIONS), help="hidden layers' neurons")
+    flag("--init", group=arch, choices=INITS,
+         help="large: N(0,1) weights and biases; scaled: N(0,1/n_in) weights, zero biases")
+    flag("--dropout", group=arch, type=fraction,
+         help="drop each input of the hidden fully connected layers with this probability")
+    opt = t.add_argument_group("training (chapter 3), for any network")
+    flag("--lmbda", group=opt, type=non_negative_float, help="L2 regularization")
+    flag("--momentum", group=opt, type=fraction, help="momentum coefficient mu")
+    flag("--expand", group=opt, action="store_true",
+         help="add one-pixel shifts of each training image (5x the data)")
+    flag("--patience", group=opt, type=int_at_least(1), metavar="N",
+         help="stop after N epochs without a better validation accuracy")
+    flag("--eta-decay", group=opt, type=positive_float, metavar="FACTOR",
+         help="with --patience: halve eta instead, and stop once it has fallen by FACTOR")
+    flag("--monitor-training", group=opt, action="store_true",
+         help="also measure cost and accuracy on the training data each epoch")
 
     e = sub.add_parser("evaluate", help="test accuracy of a saved network")
     e.add_argument("model")
@@ -123,15 +100,210 @@ def build_parser():
     d.add_argument("--data-dir", help="data folder (default: $DIGITNET_DATA, else ./data)")
     d.add_argument("--dataset", choices=data.DATASETS + ("all",), default="mnist")
 
-    from . import cli_show  # predict, plot, perceptron, info: they import this module
     cli_show.add_commands(sub)
     return parser
 
 
-def check_output_path(parser, flag, path):
-    """Fail before training, not after it, when a result could not be written."""
-    if path is not None and not Path(path).resolve().parent.is_dir():
-        parser.error(f"{flag}: folder {Path(path).parent} does not exist")
+def check_train_args(args, parser):
+    """Parser errors (exit 2) for what argparse cannot see, before any data loads."""
+    for flag, path in (("--save", args.save), ("--metrics", args.metrics),
+                       ("--checkpoint", args.checkpoint)):
+        check_output_path(parser, flag, path)
+    if args.resume:
+        given = [k for k, v in vars(args).items() if k in DEFAULTS or k == "layers"
+                 if v is not None and k not in RESUMABLE]
+        if given:
+            parser.error(f"--{given[0].replace('_', '-')}: a resumed run keeps its own "
+                         "settings; only --epochs, --save, --metrics, --checkpoint, "
+                         "--device and --data-dir may be given")
+        return
+    if args.layers is not None and args.sizes:
+        parser.error("give --sizes or --layers, not both")
+    for key, value in DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    sizes = args.sizes
+    if len(sizes) < 2:
+        parser.error("--sizes needs at least an input and an output layer")
+    if sizes[0] != data.N_PIXELS:
+        parser.error(f"--sizes: the first layer must be {data.N_PIXELS} (28x28 pixels), "
+                     f"got {sizes[0]}")
+    if sizes[-1] != data.N_CLASSES:
+        parser.error(f"--sizes: the last layer must be {data.N_CLASSES} (one per class), "
+                     f"got {sizes[-1]}")
+    args.model = any(getattr(args, name) != DEFAULTS.get(name) for name in ARCHITECTURE)
+    if args.eta_decay is not None and (args.patience is None or args.eta_decay <= 1):
+        parser.error("--eta-decay needs --patience and a factor above 1")
+    if args.model:
+        if args.layers is not None and not args.layers.strip():
+            parser.error("--layers: empty; give a spec such as fc:100,softmax:10")
+        checks = [("--layers: ", dict(layers=args.layers))] if args.layers else []
+        for flag, options in checks + [("", model_options(args))]:
+            try:  # a throwaway CPU model: mistakes show before any data loads
+                n_out = Model(**options, device="cpu").n_out
+            except ValueError as exc:
+                parser.error(f"{flag}{exc}")
+            except MemoryError:
+                parser.error("the network is too large to fit in memory")
+            if n_out != data.N_CLASSES:
+                parser.error(f"--layers: the output layer must have {data.N_CLASSES} "
+                             "neurons (one per class)")
+
+
+def model_options(args):
+    """Model arguments from the flags, a missing flag keeping its chapter-1 value."""
+    return dict(layers=args.layers or spec_from_sizes(args.sizes), cost=args.cost,
+                activation=args.activation, init=args.init, dropout=args.dropout)
+
+
+def new_run(args, xp, classes):
+    """The network the flags describe, and its run: a chapter-1 Network
+    unless an architecture flag was given."""
+    if args.model:
+        net = Model(**model_options(args), seed=args.seed, device=xp, dtype=args.dtype)
+    else:
+        net = Network(args.sizes, seed=args.seed, device=xp, dtype=args.dtype)
+    if classes != data.CLASSES["mnist"]:
+        net.classes = list(classes)
+    run = training.Run(net, args.batch_size, args.eta, args.lmbda, args.momentum,
+                       args.patience, args.eta_decay, args.engine)
+    return run
+
+
+# The command's own settings a checkpoint keeps, beside the run's.
+KEPT = ("epochs", "dataset", "expand", "monitor_training", "save", "metrics", "seed")
+
+
+def resumed_run(args, parser, xp):
+    """The run in --resume's file, with the command's settings it kept."""
+    run, kept = checkpoint.load_run(args.resume, device=xp)
+    for key in KEPT:
+        if getattr(args, key, None) is None:
+            setattr(args, key, kept.get(key))
+    if args.checkpoint is None:
+        args.checkpoint = args.resume
+    if args.epochs <= run.epoch:
+        parser.error(f"--epochs: the run in {args.resume} has already trained "
+                     f"{run.epoch} epochs; give a larger total")
+    if run.ended in ("patience", "schedule"):
+        parser.error(f"--resume: the run in {args.resume} already stopped early "
+                     f"(after epoch {run.epoch}, by its {run.ended})")
+    run.ended = None
+    return run
+
+
+class Stop:
+    """Ctrl-C and SIGTERM during training: ask the trainer to stop after its
+    mini-batch.  A second signal stops at once."""
+
+    def __init__(self):
+        self.signal = None
+        self.previous = {s: signal.signal(s, self.catch) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def catch(self, signum, frame):
+        if self.signal is not None:
+            self.restore()
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __call__(self):
+        return self.signal is not None
+
+    def restore(self):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def cmd_train(args, parser):
+    check_train_args(args, parser)
+    # a missing GPU fails before any data loads; an unusable CuPy under auto says so
+    xp = backend.namespace(args.device, notice=lambda line: print(line, file=sys.stderr))
+    stop = Stop()
+    try:
+        run = resumed_run(args, parser, xp) if args.resume else None
+        training_set, validation, test = data.load_dataset(args.dataset, args.data_dir)
+        run = run or new_run(args, xp, test.classes)
+        if args.expand:
+            training_set = data.expand(training_set)
+        if run.settings["mini_batch_size"] > len(training_set):
+            parser.error(f"--batch-size: {run.settings['mini_batch_size']} is larger than "
+                         f"the {len(training_set)} training examples")
+        return train(args, run, training_set, validation, test, stop)
+    finally:
+        stop.restore()
+
+
+def train(args, run, training_set, validation, test, stop):
+    net, s = run.net, run.settings
+    config = {"command": "train", "dataset": args.dataset, "model": net.describe(),
+              "network": net.config(), "epochs": args.epochs, **s,
+              "device": backend.describe(net.xp), "seed": net.seed, "expand": args.expand,
+              "monitor_training": args.monitor_training, "n_train": len(training_set),
+              "n_test": len(test)}
+    kept = {key: getattr(args, key) for key in KEPT}
+    print(f"{'resuming' if args.resume else 'training'} {config['model']} on {args.dataset} "
+          f"({len(training_set)} examples), m={s['mini_batch_size']}, eta={run.eta:g}, "
+          f"{s['engine']} engine, {config['device']} {net.dtype_name}" +
+          (f", from epoch {run.epoch}" if args.resume else ""), flush=True)
+    warned = []
+
+    def on_epoch(record, run):
+        print(epoch_line(record, args.epochs), flush=True)
+        if args.metrics:  # rewritten each epoch, so a stopped run keeps its curve
+            write_json(args.metrics, {"config": config, "epochs": run.history})
+        if args.checkpoint:
+            checkpoint.save_run(run, args.checkpoint, kept)
+        if not warned and training.not_learning(run.history, net.n_out):
+            warned.append(1)
+            print(f"digitnet: warning: epoch {record['epoch']} ended near chance accuracy and "
+                  f"the cost is not falling: the network is not learning; eta {run.eta:g} "
+                  "may be too large", file=sys.stderr, flush=True)
+
+    try:
+        training.fit(run, training_set, args.epochs, validation, test, args.monitor_training,
+                     progress_bar(args.epochs), on_epoch, stop)
+    except training.Diverged as exc:
+        print(f"digitnet: error: {exc} (--eta)", file=sys.stderr)
+        save_result(args, run, "before it diverged")
+        return 1
+    if run.ended == "interrupted":
+        name = "SIGTERM" if stop.signal == signal.SIGTERM else "Ctrl-C"
+        print(f"digitnet: {name}: stopped during epoch {run.epoch + 1}; keeping the "
+              f"{run.epoch} finished epochs", file=sys.stderr, flush=True)
+        save_result(args, run, "when stopped")
+        return 143 if stop.signal == signal.SIGTERM else 130
+    best = training.best_epoch(run.history)
+    print(f"best validation accuracy {100 * best['validation_accuracy']:.2f}% at epoch "
+          f"{best['epoch']}: test accuracy {100 * best['test_accuracy']:.2f}% "
+          f"({run.history[-1]['elapsed']:.0f}s in all)")
+    save_result(args, run)
+    return 0
+
+
+def save_result(args, run, when=""):
+    """--save the network as the run ends: its best validation epoch's weights
+    (the network holds them now); nothing when no epoch finished, so a good
+    file there is never replaced by an untrained one."""
+    if not args.save:
+        return
+    if not run.history:
+        print(f"digitnet: no epoch finished; {args.save} left as it was", file=sys.stderr)
+        return
+    run.use_best()
+    checkpoint.save(run.net, args.save)
+    best = training.best_epoch(run.history)
+    print(f"saved {args.save} (the weights of epoch {best['epoch']}, the best validation "
+          f"accuracy{', ' + when if when else ''})", flush=True)
+
+
+def epoch_line(record, epochs):
+    line = (f"epoch {record['epoch']}/{epochs}  test {record['test_correct']}/"
+            f"{record['test_total']} ({100 * record['test_accuracy']:.2f}%)")
+    if "validation_accuracy" in record:
+        line += f"  validation {100 * record['validation_accuracy']:.2f}%"
+    if "training_accuracy" in record:
+        line += f"  training {100 * record['training_accuracy']:.2f}%"
+    return line + f"  cost {record['test_cost']:.4f}  {record['seconds']:.2f}s"
 
 
 def progress_bar(epochs):
@@ -144,148 +316,20 @@ def progress_bar(epochs):
     return wrap
 
 
-LATER = ("layers", "cost", "activation", "init", "lmbda", "momentum", "dropout",
-         "expand", "patience", "eta_decay", "monitor_training")
-
-
-def check_train_args(args, parser):
-    """Parser errors (exit 2) for combinations argparse cannot see."""
-    if args.layers and args.sizes:
-        parser.error("give --sizes or --layers, not both")
-    sizes = args.sizes or [784, 30, 10]
-    if len(sizes) < 2:
-        parser.error("--sizes needs at least an input and an output layer")
-    if sizes[0] != 784:
-        parser.error(f"--sizes: the first layer must be 784 (28x28 pixels), got {sizes[0]}")
-    if sizes[-1] != 10:
-        parser.error(f"--sizes: the last layer must be 10 (one per class), got {sizes[-1]}")
-    args.sizes = sizes
-    # `is not`, not `in`: --lmbda 0 is a choice (0 == False), and still a Model
-    args.later = any(getattr(args, name) is not None and getattr(args, name) is not False
-                     for name in LATER)
-    if args.later and args.engine != "batched":
-        parser.error("--engine per-example runs only the chapter-1 network")
-    if args.eta_decay is not None and (args.patience is None or args.eta_decay <= 1):
-        parser.error("--eta-decay needs --patience and a factor above 1")
-    if args.later:
-        # Throwaway CPU models: spec, then cost/activation/dropout mistakes
-        # are argument errors, found before any data loads.
-        checks = [("--layers: ", dict(layers=args.layers))] if args.layers else []
-        for flag, options in checks + [("", model_options(args))]:
-            try:
-                n_out = Model(**options, device="cpu").n_out
-            except ValueError as exc:
-                parser.error(f"{flag}{exc}")
-            except MemoryError:
-                parser.error("the network is too large to fit in memory")
-            if n_out != 10:
-                parser.error("--layers: the output layer must have 10 neurons (one per class)")
-    check_output_path(parser, "--save", args.save)
-    check_output_path(parser, "--metrics", args.metrics)
-
-
-def model_options(args):
-    """Model arguments from the flags, a missing flag keeping its chapter-1 value."""
-    spec = args.layers or spec_from_sizes(args.sizes)
-    softmax = spec.replace(" ", "").split(",")[-1].startswith("softmax")
-    return dict(layers=spec, cost=args.cost or ("log-likelihood" if softmax else "quadratic"),
-                activation=args.activation or "sigmoid", init=args.init or "large",
-                dropout=args.dropout or 0.0)
-
-
-def build_model(args, xp, classes):
-    """The network the flags describe: the chapter-1 Network unless a
-    later-chapter flag was given, each missing flag keeping its chapter-1 value."""
-    if not args.later:
-        net = Network(args.sizes, seed=args.seed, device=xp, dtype=args.dtype)
-    else:
-        net = Model(**model_options(args), seed=args.seed, device=xp, dtype=args.dtype)
-    if classes != data.CLASSES["mnist"]:
-        net.classes = list(classes)
-    return net
-
-
-def describe_net(net):
-    if isinstance(net, Network):
-        return str(net.sizes)
-    return f"{net.spec} ({net.activation}, {net.cost_name}, {net.init} init)"
-
-
-def cmd_train(args, parser):
-    check_train_args(args, parser)
-    xp = backend.namespace(args.device)  # a missing GPU fails before any data loads
-    training, validation, test = data.load_dataset(args.dataset, args.data_dir)
-    net = build_model(args, xp, test.classes)
-    if args.expand:
-        training = data.expand(training)
-    config = {"command": "train", "dataset": args.dataset, "model": describe_net(net),
-              "epochs": args.epochs, "mini_batch_size": args.batch_size, "eta": args.eta,
-              "engine": args.engine, "device": backend.describe(net.xp),
-              "dtype": args.dtype, "seed": args.seed, "n_train": len(training),
-              "n_test": len(test)}
-    if isinstance(net, Network):
-        config["sizes"] = net.sizes
-    else:
-        config.update(layers=net.spec, cost=net.cost_name, activation=net.activation,
-                      init=net.init, dropout=net.dropout, lmbda=args.lmbda or 0.0,
-                      momentum=args.momentum or 0.0, expand=args.expand,
-                      patience=args.patience, eta_decay=args.eta_decay)
-    print(f"training {config['model']} on {args.dataset} ({len(training)} examples), "
-          f"m={args.batch_size}, eta={args.eta}, {args.engine} engine, "
-          f"{config['device']} {args.dtype}", flush=True)
-    history = []
-
-    def on_epoch(record):
-        history.append(record)
-        print(epoch_line(record, args.epochs), flush=True)
-        if args.metrics:  # rewritten each epoch, so an interrupted run keeps its curve
-            write_json(args.metrics, {"config": config, "epochs": history})
-
-    common = dict(test_data=test, progress=progress_bar(args.epochs), on_epoch=on_epoch)
-    if isinstance(net, Network):
-        net.sgd(training, args.epochs, args.batch_size, args.eta, engine=args.engine, **common)
-    else:
-        net.sgd(training, args.epochs, args.batch_size, args.eta, lmbda=args.lmbda or 0.0,
-                momentum=args.momentum or 0.0, validation_data=validation,
-                monitor_training=args.monitor_training, patience=args.patience,
-                eta_decay=args.eta_decay, **common)
-    best = best_epoch(history)
-    if best and "validation_accuracy" in best:
-        print(f"best validation accuracy {100 * best['validation_accuracy']:.2f}% at epoch "
-              f"{best['epoch']}: test accuracy {100 * best['accuracy']:.2f}% "
-              f"({history[-1]['elapsed']:.0f}s in all)")
-    elif best:
-        print(f"best test accuracy {100 * best['accuracy']:.2f}% at epoch {best['epoch']}")
-    if args.save:
-        net.save(args.save)
-        print(f"saved {args.save}" + (f" (the weights of epoch {best['epoch']})"
-                                      if best and "validation_accuracy" in best else ""))
-    return 0
-
-
-def epoch_line(record, epochs):
-    line = (f"epoch {record['epoch']}/{epochs}  test {record['correct']}/{record['total']} "
-            f"({100 * record['accuracy']:.2f}%)")
-    if "validation_accuracy" in record:
-        line += f"  validation {100 * record['validation_accuracy']:.2f}%"
-    if "training_accuracy" in record:
-        line += f"  training {100 * record['training_accuracy']:.2f}%"
-    if "test_cost" in record:
-        line += f"  cost {record['test_cost']:.4f}"
-    return line + f"  {record['seconds']:.2f}s"
+def finite_json(obj):
+    """`obj` with NaN and infinities as None, so the file is standard JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
 
 
 def write_json(path, obj):
-    write_atomic(path, lambda f: f.write((json.dumps(obj, indent=1) + "\n").encode()))
-
-
-def load_network(path, device):
-    """A saved Network or Model that reads 28x28 pictures into 10 classes."""
-    net = checkpoint.load(path, device=device)
-    if net.n_in != 784 or net.n_out != 10:
-        raise CheckpointError(f"{path}: {describe_net(net)} does not fit 28x28 "
-                              "images in 10 classes")
-    return net
+    text = json.dumps(finite_json(obj), indent=1, allow_nan=False) + "\n"
+    write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def cmd_evaluate(args, parser):
@@ -301,12 +345,8 @@ def cmd_download(args, parser):
     names = data.DATASETS if args.dataset == "all" else (args.dataset,)
     for name in names:
         directory = data.data_root(args.data_dir) / name
-        download.ensure(name, directory)
-        status = download.verified(name, directory)
-        bad = [f for f, ok in status.items() if not ok]
-        if bad:
-            raise data.DataError(f"{directory}: {', '.join(bad)} do not match the published SHA-256")
-        print(f"{name}: {len(status)} files verified in {directory}")
+        download.ensure(name, directory, replace_bad=True)
+        print(f"{name}: {len(download.FILES)} files verified in {directory}")
     return 0
 
 
@@ -329,5 +369,6 @@ def main(argv=None):
     except (ValueError, RuntimeError, OSError) as exc:
         # DataError, CheckpointError, BackendError, DownloadError and file
         # system errors are the user's to fix: one line, no traceback.
-        print(f"digitnet: error: {exc}", file=sys.stderr)
+        message = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        print(f"digitnet: error: {message}", file=sys.stderr)
         return 1

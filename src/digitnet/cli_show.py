@@ -7,8 +7,8 @@ import json
 import sys
 
 from . import data
-from .cli import (Parser, add_data_args, add_device_arg, check_output_path, int_at_least,
-                  load_network)
+from .cliargs import (Parser, add_data_args, add_device_arg, check_output_path, int_at_least,
+                      load_network)
 
 
 def add_commands(sub):
@@ -70,7 +70,7 @@ def cmd_predict(args, parser):
     require("PIL", "image", "digitnet predict")  # before loading anything
     net = load_network(args.model, args.device)
     results = imaging.predict(net, args.images, dataset=args.dataset)
-    softmax = getattr(net, "output", "sigmoid") == "softmax"
+    softmax = net.output == "softmax"
     failed = [r for r in results if "error" in r]
     ok = [r for r in results if "error" not in r]
     for r in failed:

@@ -22,6 +22,8 @@ CLASSES = {
 }
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 ROWS = COLS = 28
+N_PIXELS = ROWS * COLS      # a network's inputs
+N_CLASSES = 10              # and outputs, for both datasets
 N_TRAIN = 50_000
 
 
@@ -113,7 +115,7 @@ def read_split(directory, prefix, classes):
     # Rows are examples in memory, so a mini-batch gather reads contiguous
     # rows; `images` is the (784, n) transpose, a view.  float32 from the
     # start: never a float64 copy of the training set.
-    rows = pixels.reshape(pixels.shape[0], ROWS * COLS).astype(np.float32)
+    rows = pixels.reshape(pixels.shape[0], N_PIXELS).astype(np.float32)
     rows /= np.float32(255.0)
     return Dataset(rows.T, labels.astype(np.int64), classes)
 
@@ -147,5 +149,5 @@ def expand(dataset):
     out[:, 2, 1:, :] = images[:, :-1, :]   # down
     out[:, 3, :, :-1] = images[:, :, 1:]   # left
     out[:, 4, :, 1:] = images[:, :, :-1]   # right
-    return Dataset(out.reshape(5 * n, ROWS * COLS).T, np.repeat(dataset.labels, 5),
+    return Dataset(out.reshape(5 * n, N_PIXELS).T, np.repeat(dataset.labels, 5),
                    dataset.classes)

@@ -2,11 +2,20 @@
 
 pooch does the hard parts: it downloads to a temporary file beside the
 target and only renames it into the cache once the hash matches, so a
-corrupt or interrupted download never stays behind.
+corrupt download never stays behind.  This module adds what pooch leaves to
+its caller: a SIGTERM that unwinds instead of killing (so pooch's cleanup
+runs), files that follow the umask, and a sweep for the temporary files a
+SIGKILL or power cut can still leave.
 """
 
+import contextlib
 import hashlib
 import os
+import re
+import signal
+import sys
+import threading
+import time
 from pathlib import Path
 
 FILES = (
@@ -72,7 +81,10 @@ def sha256(path):
 
 
 def verified(dataset, directory):
-    """{filename: True/False/None} for verified, wrong hash, missing."""
+    """{filename: True/False/None} for verified, wrong hash, missing.
+
+    Hashes every byte: a same-sized file with one flipped bit must fail.
+    """
     out = {}
     for name in FILES:
         path = Path(directory) / name
@@ -80,31 +92,130 @@ def verified(dataset, directory):
     return out
 
 
+# pooch's temporary files are tempfile.NamedTemporaryFile's defaults: "tmp"
+# and eight of [a-z0-9_].  Nothing else in a data folder is ever touched.
+TEMP_NAME = re.compile(r"tmp[a-z0-9_]{8}")
+
+# A live download writes (and flushes) a chunk at least every 30 s, pooch's
+# timeout, or gives up; a temporary file left alone for ten minutes belongs to
+# no one.  The age keeps two processes downloading into one folder from
+# deleting each other's work.
+STALE_SECONDS = 600
+
+
+def remove_stale(directory):
+    """Delete the temporary files that a killed earlier download left behind."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for path in directory.iterdir():
+        with contextlib.suppress(OSError):  # gone already, or not ours to delete
+            if (TEMP_NAME.fullmatch(path.name) and path.is_file()
+                    and time.time() - path.stat().st_mtime > STALE_SECONDS):
+                path.unlink()
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """While downloading, SIGTERM raises SystemExit(143) instead of killing.
+
+    SIGTERM's default action ends the process on the spot: no `finally`
+    runs, and pooch's half-written temporary file stays in the data folder
+    for good.  An exception unwinds through pooch's cleanup instead.  Only
+    the main thread may set handlers, and a handler someone else set is
+    theirs to keep.  A second SIGTERM is ignored so it cannot cut the
+    cleanup short.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def unwind(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def umask():
+    """The process's umask.  Python can only read it by setting it, so set it back."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def downloader(url, progressbar, mode):
+    """pooch's downloader for `url`, then chmod the temporary file to `mode`.
+
+    pooch makes its temporary file with mkstemp, which is always 0600, and
+    renames it into place: without this a downloaded file is private to its
+    owner whatever the umask says.  Setting the mode before the rename means
+    the file is never visible with the wrong one.
+    """
+    from pooch.downloaders import choose_downloader
+
+    get = choose_downloader(url, progressbar=progressbar)
+
+    def download(url, output_file, pooch):
+        get(url, output_file, pooch)
+        os.chmod(output_file, mode)
+    return download
+
+
 def fetch(dataset, name, directory, progress=True):
-    """Download `name` into `directory`, trying each mirror until one verifies."""
+    """Download `name` into `directory`, trying each mirror until one verifies.
+
+    A file already there with the wrong hash is replaced only by a verified
+    copy (pooch renames over it), so a failed attempt leaves it as it was.
+    Progress bars only on a terminal: in a log file they are noise.
+    """
     import pooch  # imported here: loading data from disk never needs it
 
     pooch.get_logger().setLevel("WARNING")
+    remove_stale(directory)
+    mode = 0o666 & ~umask()
+    bar = bool(progress) and sys.stderr is not None and sys.stderr.isatty()
     failures = []
-    for base in mirrors(dataset):
-        url = base.rstrip("/") + "/" + name
-        try:
-            path = pooch.retrieve(url, known_hash="sha256:" + SHA256[dataset][name],
-                                  fname=name, path=directory, progressbar=progress)
-            return Path(path)
-        except Exception as exc:  # network, HTTP status or hash: try the next
-            reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-            failures.append(f"{url}: {reason[:160]}")
+    with sigterm_unwinds():
+        for base in mirrors(dataset):
+            url = base.rstrip("/") + "/" + name
+            try:
+                path = pooch.retrieve(url, known_hash="sha256:" + SHA256[dataset][name],
+                                      fname=name, path=directory,
+                                      downloader=downloader(url, bar, mode))
+                return Path(path)
+            except Exception as exc:  # network, HTTP status or hash: try the next
+                reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+                failures.append(f"{url}: {reason[:160]}")
     raise DownloadError(
         f"could not download {name} ({'; '.join(failures)}); put the four {dataset} "
         f"files in {Path(directory).resolve()} or set DIGITNET_DATA to a folder "
         f"that has {dataset}/ in it")
 
 
-def ensure(dataset, directory, progress=True):
-    """Download whichever of the dataset's four files are missing."""
+def ensure(dataset, directory, progress=True, replace_bad=False):
+    """Download whichever of the dataset's four files are missing.
+
+    With replace_bad (what `digitnet download` asks for) a present file is
+    also hashed, and one that does not match is replaced by a verified fresh
+    copy.  Loading data does not hash: it would re-read the files on every
+    run, and `digitnet download` is the command that checks them.
+    """
     if dataset not in SHA256:
         raise ValueError(f"unknown dataset {dataset!r}: choose from {', '.join(SHA256)}")
+    remove_stale(directory)
     for name in FILES:
-        if not (Path(directory) / name).is_file():
+        path = Path(directory) / name
+        if not path.is_file():
             fetch(dataset, name, directory, progress=progress)
+        elif replace_bad and sha256(path) != SHA256[dataset][name]:
+            try:
+                fetch(dataset, name, directory, progress=progress)
+            except DownloadError as exc:
+                raise DownloadError(f"{path} does not match the published SHA-256 and "
+                                    f"was left as it is: {exc}") from None

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from .data import CLASSES
+from .data import CLASSES, ROWS
 from .extras import require
 
-SIDE = 28
+SIDE = ROWS
 # Where MNIST puts the centre of mass: measured on its 10,000 test images,
 # mean row 13.99 and column 14.01 (std 0.29), i.e. pixel (14, 14) rounded.
 MNIST_CENTRE = 14.0
@@ -183,7 +183,7 @@ def load(path, recipe="digits"):
 
 def class_names(net, dataset="mnist"):
     """The model's own class names if it has them, else the dataset's."""
-    names = getattr(net, "classes", None)
+    names = net.classes
     return tuple(names) if names is not None else CLASSES[dataset]
 
 

@@ -34,7 +34,7 @@ def blas():
 
 def cuda():
     """{usable, device or reason, cupy version}; imports CuPy only if it is there."""
-    cupy, why = backend._cupy_or_reason()
+    cupy, why = backend.cupy_or_reason()
     if cupy is None:
         return {"usable": False, "reason": why, "cupy": _installed_cupy()}
     return {"usable": True, "device": backend.describe(cupy), "cupy": cupy.__version__}
@@ -42,7 +42,7 @@ def cuda():
 
 def _installed_cupy():
     from importlib import metadata
-    for dist in ("cupy-cuda12x", "cupy-cuda11x", "cupy"):
+    for dist in ("cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy"):
         try:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -6,8 +6,10 @@ activation is (n, m), a stack of feature maps (channels, height, width, m).
 A mini-batch is then still one matrix for the GEMMs, and handing conv
 features to a dense layer is a free reshape.
 
-Each layer has `forward(xp, x) -> (a, cache)` and
-`backward(xp, cache, delta, need_input) -> (grads, dC/dx)`, where `delta`
+Each layer has `forward(xp, w, b, x) -> (a, cache)` and
+`backward(xp, w, cache, delta, need_input) -> ((nabla_w, nabla_b), dC/dx)`,
+where `w, b` are the layer's parameters, kept by the model in its `weights`
+and `biases` lists (None for pooling), and `delta`
 is dC/dz of the layer's weighted input (for max-pooling, which has none,
 dC/d of its output); the model applies activation derivatives between
 layers (see model.py).  Gradients are summed over the
@@ -44,15 +46,15 @@ class FullyConnected:
                              else ACTIVATIONS[activation])
         self.w_shape, self.fan_in = (n_out, self.n_in), self.n_in
 
-    def forward(self, xp, x):
+    def forward(self, xp, w, b, x):
         x = xp.reshape(x, (self.n_in, x.shape[-1]))
-        return self.f(xp, self.w @ x + self.b), x
+        return self.f(xp, w @ x + b), x
 
-    def backward(self, xp, x, delta, need_input):
+    def backward(self, xp, w, x, delta, need_input):
         grads = (delta @ x.T, xp.sum(delta, axis=1, keepdims=True))   # BP4, BP3
         if not need_input:
             return grads, None
-        return grads, xp.reshape(self.w.T @ delta, self.shape_in + (delta.shape[-1],))
+        return grads, xp.reshape(w.T @ delta, self.shape_in + (delta.shape[-1],))
 
 
 class Conv:
@@ -78,15 +80,15 @@ class Conv:
         views = [x[:, i:i + oh, j:j + ow, :] for i in range(k) for j in range(k)]
         return xp.reshape(xp.stack(views, axis=1), (self.fan_in, oh * ow * m))
 
-    def forward(self, xp, x):
+    def forward(self, xp, w, b, x):
         m = x.shape[-1]
         x = xp.reshape(x, self.shape_in + (m,))
         cols = self.columns(xp, x)
-        z = self.w @ cols
-        z += self.b  # in place: this is the layer's largest array
+        z = w @ cols
+        z += b  # in place: this is the layer's largest array
         return xp.reshape(self.f(xp, z), self.shape_out + (m,)), cols
 
-    def backward(self, xp, cols, delta, need_input):
+    def backward(self, xp, w, cols, delta, need_input):
         f, oh, ow = self.shape_out
         m = delta.shape[-1]
         d = xp.reshape(delta, (f, oh * ow * m))
@@ -95,7 +97,7 @@ class Conv:
             return grads, None
         # col2im: each kernel offset's share of dC/dx lands on its shifted view.
         c, k = self.shape_in[0], self.k
-        dcols = xp.reshape(self.w.T @ d, (c, k * k, oh, ow, m))
+        dcols = xp.reshape(w.T @ d, (c, k * k, oh, ow, m))
         dx = xp.zeros(self.shape_in + (m,), dtype=delta.dtype)
         for i in range(k):
             for j in range(k):
@@ -127,12 +129,12 @@ class MaxPool:
         c, h, w = self.shape_out
         return xp.reshape(x, (c, h, self.p, w, self.p, x.shape[-1]))
 
-    def forward(self, xp, x):
+    def forward(self, xp, w, b, x):
         blocks = self.blocks(xp, x)
         top = xp.max(blocks, axis=(2, 4))
         return self.f(xp, top), (blocks, top)
 
-    def backward(self, xp, cache, delta, need_input):
+    def backward(self, xp, w, cache, delta, need_input):
         """The gradient flows only to the input that was the block's max."""
         blocks, top = cache
         c, h, w = self.shape_out

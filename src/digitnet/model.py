@@ -5,15 +5,18 @@ layer spec; `Model("fc:100,fc:10", cost="cross-entropy")` is chapter 3's
 `[784, 100, 10]`.  Hidden layers use `activation`; the output layer is
 sigmoid (`fc:N`) or softmax (`softmax:N`).  The chapter-1 `Network` stays
 separate on purpose: it is the book's code, and this class is the toolbox.
+Both have the interface described in network.py, so one trainer, one
+checkpoint format and every command work with either; with its defaults,
+`Model("fc:30,fc:10", seed=s)` is `Network([784, 30, 10], seed=s)`: the
+same starting weights, and the same weights after training.
 """
 
 import numpy as np
 
-from . import backend
+from . import backend, training
 from .activations import ACTIVATIONS
 from .costs import COSTS
 from .layers import Conv, FullyConnected, MaxPool
-from .network import check_sizes
 
 INITS = ("large", "scaled")
 INPUT_SHAPE = (1, 28, 28)
@@ -29,10 +32,10 @@ def parse_layers(spec):
             numbers = tuple(int(n) for n in arg.split("x"))
         except ValueError:
             numbers = ()
-        shapes = {"conv": (3, 2), "pool": (1,), "fc": (1,), "softmax": (1,)}
+        shapes = {"conv": (3,), "pool": (1,), "fc": (1,), "softmax": (1,)}
         if kind not in shapes:
             raise ValueError(f"layer {item!r}: unknown kind {kind!r} (conv, pool, fc, softmax)")
-        if len(numbers) not in shapes[kind] or min(numbers) < 1:
+        if len(numbers) not in shapes[kind] or min(numbers, default=0) < 1:
             form = {"conv": "conv:FILTERSxKxK", "pool": "pool:P"}.get(kind, f"{kind}:N")
             raise ValueError(f"layer {item!r}: expected {form} with positive whole numbers")
         if kind == "conv" and len(numbers) == 3 and numbers[1] != numbers[2]:
@@ -58,30 +61,60 @@ def check_shape(shape):
 
 def spec_from_sizes(sizes):
     """The dense spec of a `sizes` list: [784, 100, 10] -> "fc:100,fc:10"."""
-    sizes = check_sizes(sizes)
-    return ",".join(f"fc:{n}" for n in sizes[1:])
+    return ",".join(f"fc:{int(n)}" for n in sizes[1:])
+
+
+def build_layers(items, activation, input_shape):
+    """The layer objects of a parsed spec; they hold no parameters, so this
+    is cheap even for a spec that claims a billion neurons."""
+    shape, layers = input_shape, []
+    for i, (kind, n) in enumerate(items):
+        if kind in ("conv", "pool") and len(shape) != 3:
+            raise ValueError(f"{kind} layer {i + 1} needs image input, but gets {shape}")
+        pooled = i + 1 < len(items) and items[i + 1][0] == "pool"
+        if kind == "conv":  # a pool after it applies its activation (see MaxPool)
+            layer = Conv(shape, n[0], n[1], None if pooled else activation)
+        elif kind == "pool":
+            after_conv = isinstance(layers[-1], Conv) if layers else False
+            layer = MaxPool(shape, n[0], activation if after_conv else None)
+        else:
+            out = "softmax" if kind == "softmax" else (
+                "sigmoid" if i == len(items) - 1 else activation)
+            layer = FullyConnected(shape, n[0], out)
+        layers.append(layer)
+        shape = layer.shape_out
+    return layers
+
+
+def param_shapes(layers, input_shape=INPUT_SHAPE):
+    """[(w shape, b shape)] of a spec, without building any array."""
+    return [(layer.w_shape, (layer.w_shape[0], 1))
+            for layer in build_layers(parse_layers(layers), "sigmoid", check_shape(input_shape))
+            if layer.w_shape is not None]
 
 
 class Model:
     """A feedforward network of conv, pool and fully connected layers.
 
     `cost`: "quadratic", "cross-entropy" (sigmoid outputs) or
-    "log-likelihood" (softmax outputs; the default for them).  `init`:
-    "large" is the book's N(0, 1) weights and biases; "scaled" is chapter 3's
-    N(0, 1/n_in) weights, with biases at 0 rather than the book's N(0, 1): a
-    ReLU layer fed by units offset by N(0, 1) takes steps so large that its
-    units die in the first mini-batches (measured: a conv net stuck at 11%).
+    "log-likelihood" (softmax outputs).  Left out, each option keeps its
+    chapter-1 meaning, as on the command line: sigmoid neurons, the
+    quadratic cost (log-likelihood for a softmax output) and the book's
+    N(0, 1) `init="large"`.  `init="scaled"` is chapter 3's N(0, 1/n_in)
+    weights, with biases at 0 rather than the book's N(0, 1): a ReLU layer
+    fed by units offset by N(0, 1) takes steps so large that its units die
+    in the first mini-batches (measured: a conv net stuck at 11%).
     `dropout` is the probability of dropping each input of the fully
     connected layers that follow a hidden layer, during training only.
     """
 
-    def __init__(self, layers, cost=None, activation="sigmoid", init="scaled", dropout=0.0,
+    def __init__(self, layers, cost=None, activation="sigmoid", init="large", dropout=0.0,
                  seed=0, device="auto", dtype="float32", input_shape=INPUT_SHAPE, classes=None):
         items = parse_layers(layers)
         self.spec = ",".join(f"conv:{n[0]}x{n[1]}x{n[1]}" if k == "conv" else f"{k}:{n[0]}"
                              for k, n in items)
         output = "softmax" if items[-1][0] == "softmax" else "sigmoid"
-        cost = cost or ("log-likelihood" if output == "softmax" else "cross-entropy")
+        cost = cost or ("log-likelihood" if output == "softmax" else "quadratic")
         if cost not in COSTS:
             raise ValueError(f"unknown cost {cost!r}: choose from {', '.join(COSTS)}")
         if COSTS[cost][2] != output:
@@ -102,43 +135,23 @@ class Model:
         self.seed, self.classes = seed, classes
         self.rng = np.random.default_rng(seed)
         self.input_shape = check_shape(input_shape)
-        self.layers = self._build(items, activation)
-        self.params = [layer for layer in self.layers if layer.w_shape is not None]
+        self.layers = build_layers(items, activation, self.input_shape)
+        # param[i]: the index into weights/biases of layer i, or None (pooling)
+        self.param = []
+        for layer in self.layers:
+            self.param.append(None if layer.w_shape is None else
+                              sum(p is not None for p in self.param))
         if dropout and not self.dropped():
             raise ValueError("dropout thins the inputs of fully connected layers after a "
                              "hidden layer, and this network has none")
-        for layer in self.params:
-            scale = 1.0 if init == "large" else 1.0 / np.sqrt(layer.fan_in)
-            layer.w = self.asarray(self.rng.standard_normal(layer.w_shape) * scale)
-            b = self.rng.standard_normal((layer.w_shape[0], 1))
-            layer.b = self.asarray(b if init == "large" else 0.0 * b)
-
-    def _build(self, items, activation):
-        shape, layers = self.input_shape, []
-        for i, (kind, n) in enumerate(items):
-            if kind in ("conv", "pool") and len(shape) != 3:
-                raise ValueError(f"{kind} layer {i + 1} needs image input, but gets {shape}")
-            pooled = i + 1 < len(items) and items[i + 1][0] == "pool"
-            if kind == "conv":  # a pool after it applies its activation (see MaxPool)
-                layer = Conv(shape, n[0], n[1], None if pooled else activation)
-            elif kind == "pool":
-                after_conv = isinstance(layers[-1], Conv) if layers else False
-                layer = MaxPool(shape, n[0], activation if after_conv else None)
-            else:
-                out = "softmax" if kind == "softmax" else (
-                    "sigmoid" if i == len(items) - 1 else activation)
-                layer = FullyConnected(shape, n[0], out)
-            layers.append(layer)
-            shape = layer.shape_out
-        return layers
-
-    @property
-    def weights(self):
-        return [layer.w for layer in self.params]
-
-    @property
-    def biases(self):
-        return [layer.b for layer in self.params]
+        # Layer by layer, weights then biases, as Network draws them.
+        self.weights, self.biases = [], []
+        for layer in self.layers:
+            if layer.w_shape is not None:
+                scale = 1.0 if init == "large" else 1.0 / np.sqrt(layer.fan_in)
+                self.weights.append(self.asarray(self.rng.standard_normal(layer.w_shape) * scale))
+                b = self.rng.standard_normal((layer.w_shape[0], 1))
+                self.biases.append(self.asarray(b if init == "large" else 0.0 * b))
 
     @property
     def n_in(self):
@@ -150,6 +163,19 @@ class Model:
 
     def asarray(self, a):
         return self.xp.asarray(a, dtype=self.dtype)
+
+    def config(self):
+        return {"kind": "model", "layers": self.spec, "cost": self.cost_name,
+                "activation": self.activation, "init": self.init, "dropout": self.dropout,
+                "input_shape": list(self.input_shape), "dtype": self.dtype_name}
+
+    def describe(self):
+        return f"{self.spec} ({self.activation}, {self.cost_name}, {self.init} init)"
+
+    def wb(self, i):
+        """(w, b) of layer i, or (None, None) for a layer without parameters."""
+        p = self.param[i]
+        return (None, None) if p is None else (self.weights[p], self.biases[p])
 
     def dropped(self):
         """Indices of the layers whose inputs dropout thins: fully connected
@@ -169,13 +195,13 @@ class Model:
                 for i in self.dropped()}
 
     def forward(self, x, masks=None):
-        """All layers' (input, output, cache) for the (n_in, m) batch x."""
+        """All layers' (output, cache) for the (n_in, m) batch x."""
         xp = self.xp
         a, trace = x, []
         for i, layer in enumerate(self.layers):
             if masks and i in masks:
                 a = xp.reshape(a, (layer.n_in, a.shape[-1])) * masks[i]
-            out, cache = layer.forward(xp, a)
+            out, cache = layer.forward(xp, *self.wb(i), a)
             trace.append((out, cache))
             a = out
         return trace
@@ -185,40 +211,40 @@ class Model:
         return self.forward(self.asarray(x))[-1][0]
 
     def backprop(self, x, y, masks=None):
-        """Gradients [(nabla_w, nabla_b) or None per layer], summed over columns.
+        """Gradient of the cost, (nabla_b, nabla_w), summed over columns, in
+        the order of `biases` and `weights` (as Network.backprop).
 
         BP1 comes from the cost, BP2 from each layer's backward and the
         previous layer's activation derivative, BP3/BP4 from the layers.
         """
         xp = self.xp
+        x, y = self.asarray(x), self.asarray(y)
         trace = self.forward(x, masks)
-        fn, output_delta, _ = COSTS[self.cost_name]
+        output_delta = COSTS[self.cost_name][1]
         delta = output_delta(xp, trace[-1][0], y, self.layers[-1].back)
-        grads = [None] * len(self.layers)
+        nabla_b, nabla_w = [None] * len(self.biases), [None] * len(self.weights)
         for i in range(len(self.layers) - 1, -1, -1):
-            grads[i], d_in = self.layers[i].backward(xp, trace[i][1], delta, need_input=i > 0)
+            grads, d_in = self.layers[i].backward(xp, self.wb(i)[0], trace[i][1], delta,
+                                                  need_input=i > 0)
+            if grads is not None:
+                nabla_w[self.param[i]], nabla_b[self.param[i]] = grads
             if i > 0:
                 if masks and i in masks:
                     d_in = xp.reshape(d_in, masks[i].shape) * masks[i]
                 prev = self.layers[i - 1]
                 a_prev = trace[i - 1][0]
                 delta = prev.back(xp, a_prev, xp.reshape(d_in, a_prev.shape))
-        return grads
+        return nabla_b, nabla_w
 
     def cost(self, x, y):
-        """Summed cost of the (n_in, m) batch, without any L2 term."""
-        return COSTS[self.cost_name][0](self.xp, self.feedforward(x), y)
+        """The cost averaged over the columns of the (n_in, m) batch, no L2 term."""
+        out = self.feedforward(x)
+        return COSTS[self.cost_name][0](self.xp, out, self.asarray(y)) / out.shape[-1]
 
     def sgd(self, training_data, epochs, mini_batch_size, eta, **options):
-        """Train by SGD with the later chapters' options; see fit.sgd."""
-        from .fit import sgd
-        return sgd(self, training_data, epochs, mini_batch_size, eta, **options)
+        """Train by SGD with the later chapters' options; see training.sgd."""
+        return training.sgd(self, training_data, epochs, mini_batch_size, eta, **options)
 
     def evaluate(self, data):
         """Number of examples in `data` whose argmax output is the label."""
-        from .fit import evaluate
-        return evaluate(self, data)
-
-    def save(self, path):
-        from .checkpoint import save_model
-        save_model(self, path)
+        return training.evaluate(self, data)

@@ -4,30 +4,29 @@ Names follow the book: `sizes`, `weights[l]` of shape (sizes[l+1], sizes[l]),
 `biases[l]` of shape (sizes[l+1], 1), `nabla_b`, `nabla_w`, `delta`.  The one
 change is that an input `x` is a matrix with one column per example, so the
 same equations handle one example (m = 1) or a whole mini-batch as GEMMs.
+
+`Network` and the later chapters' `Model` (model.py) share one interface,
+which the trainer, checkpoints, plots and commands rely on:
+
+    xp, dtype, dtype_name   the array module and the float type
+    seed, rng               the NumPy generator behind the initial weights,
+                            the shuffles and the dropout masks
+    weights, biases         the parameters: plain lists, weights[i] (n_out, n_in)
+                            and biases[i] (n_out, 1) for the i-th layer that has any
+    n_in, n_out, classes    input and output sizes; class names or None (digits)
+    cost_name, output, dropout   "quadratic", "sigmoid", 0.0 here
+    feedforward(x)          (n_in, m) -> (n_out, m)
+    backprop(x, y)          (nabla_b, nabla_w) like biases and weights, summed
+                            over the m columns
+    cost(x, y)              the cost averaged over the columns (no L2 term)
+    config()                what a checkpoint stores to rebuild the network
+    describe()              one line for people
 """
 
 import numpy as np
 
-from . import backend
-
-
-def sigmoid(xp, z):
-    """The sigmoid 1/(1+exp(-z)), computed without overflow.
-
-    exp(-z) overflows for z < -88 in float32; exp(-|z|) never does, and
-    e/(1+e) with e = exp(z) is the same function for z < 0.
-    """
-    e = xp.exp(-xp.abs(z))
-    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def one_hot(xp, labels, eye):
-    """Targets y(x) as a (10, m) matrix: column j is the unit vector e_label.
-
-    Taking columns of a prebuilt identity is one gather, and works in every
-    array namespace (no scatter into a zero matrix).
-    """
-    return xp.take(eye, labels, axis=1)
+from . import backend, training
+from .activations import sigmoid
 
 
 def check_sizes(sizes):
@@ -51,6 +50,8 @@ class Network:
     generator seeded by `seed`, so a seed means the same run on any backend.
     """
 
+    cost_name, output, activation, dropout = "quadratic", "sigmoid", "sigmoid", 0.0
+
     def __init__(self, sizes, seed=0, device="auto", dtype="float32"):
         self.sizes = check_sizes(sizes)
         self.num_layers = len(self.sizes)
@@ -60,12 +61,13 @@ class Network:
         self.seed = seed
         self.classes = None  # class names, where they are not the digits 0-9
         self.rng = np.random.default_rng(seed)
-        # N(0, 1) as in the book; drawn in float64 so float32 and float64
-        # networks of one seed start from the same numbers, rounded.
-        self.biases = [self.asarray(self.rng.standard_normal((y, 1)))
-                       for y in self.sizes[1:]]
-        self.weights = [self.asarray(self.rng.standard_normal((y, x)))
-                        for x, y in zip(self.sizes[:-1], self.sizes[1:])]
+        # N(0, 1) as in the book, drawn layer by layer (weights, then biases)
+        # in float64: a Model of the same layers and seed starts from the same
+        # numbers, and float32 and float64 networks differ only by rounding.
+        self.weights, self.biases = [], []
+        for x, y in zip(self.sizes[:-1], self.sizes[1:]):
+            self.weights.append(self.asarray(self.rng.standard_normal((y, x))))
+            self.biases.append(self.asarray(self.rng.standard_normal((y, 1))))
 
     @property
     def n_in(self):
@@ -78,6 +80,12 @@ class Network:
     def asarray(self, a):
         """`a` (host or device) as an array of this network's backend and dtype."""
         return self.xp.asarray(a, dtype=self.dtype)
+
+    def config(self):
+        return {"kind": "network", "sizes": list(self.sizes), "dtype": self.dtype_name}
+
+    def describe(self):
+        return str(self.sizes)
 
     def feedforward(self, a):
         """Output for input `a` of shape (sizes[0], m): a' = sigma(w a + b)."""
@@ -95,7 +103,8 @@ class Network:
         examples' outer products in one GEMM.
         """
         xp = self.xp
-        activation = x
+        activation = x = self.asarray(x)
+        y = self.asarray(y)
         activations = [x]
         for b, w in zip(self.biases, self.weights):
             z = w @ activation + b
@@ -117,29 +126,15 @@ class Network:
 
     def cost(self, x, y):
         """Quadratic cost C = 1/2n sum ||y(x) - a||^2 over the n columns."""
-        d = self.feedforward(x) - y
-        return float(self.xp.sum(d * d)) / (2 * x.shape[1])
+        d = self.feedforward(x) - self.asarray(y)
+        return float(self.xp.sum(d * d)) / (2 * d.shape[1])
 
-    def sgd(self, training_data, epochs, mini_batch_size, eta, test_data=None,
-            engine="batched", progress=None, on_epoch=None):
-        """Mini-batch SGD; returns the per-epoch history (see training.sgd)."""
-        from .training import sgd
-        return sgd(self, training_data, epochs, mini_batch_size, eta,
-                   test_data=test_data, engine=engine, progress=progress,
-                   on_epoch=on_epoch)
+    def sgd(self, training_data, epochs, mini_batch_size, eta, test_data=None, **options):
+        """Mini-batch SGD; returns one record per epoch (see training.sgd,
+        which also takes the later chapters' L2, momentum and early stopping)."""
+        return training.sgd(self, training_data, epochs, mini_batch_size, eta,
+                            test_data=test_data, **options)
 
     def evaluate(self, data):
         """Number of examples in `data` whose argmax output is the label."""
-        from .training import evaluate
-        return evaluate(self, data)
-
-    def save(self, path):
-        """Write the network to a `.npz` file atomically (see checkpoint)."""
-        from .checkpoint import save
-        save(self, path)
-
-    @classmethod
-    def load(cls, path, device="auto"):
-        """Read a network written by `save`; never unpickles anything."""
-        from .checkpoint import load
-        return load(path, device=device)
+        return training.evaluate(self, data)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from .checkpoint import write_atomic
-from .data import CLASSES
+from .data import CLASSES, COLS, ROWS
 from .extras import require
+from .files import write_atomic
 
 DPI = 100
 # (key, split, kind) for everything an epoch record may carry; plain
@@ -74,7 +74,7 @@ def curve(run, key):
 def run_label(run, fallback):
     c = run.get("config", {})
     if "eta" in c:
-        return f"{c.get('sizes', '')} eta={c['eta']}".strip()
+        return f"{c.get('model', c.get('sizes', ''))} eta={c['eta']}".strip()
     return fallback
 
 
@@ -120,7 +120,7 @@ def predictions(net, dataset, batch=1000):
 
 
 def _names(net, dataset):
-    names = getattr(net, "classes", None) if net is not None else None
+    names = net.classes if net is not None else None
     return tuple(names) if names is not None else tuple(dataset.classes)
 
 
@@ -150,7 +150,7 @@ def misclassified(net, dataset, n=40, cols=10, path=None, predicted=None):
     wrong = np.flatnonzero(predicted != dataset.labels)
     names = _names(net, dataset)
     pick = wrong[:n]
-    images = dataset.images[:, pick].T.reshape(-1, 28, 28)
+    images = dataset.images[:, pick].T.reshape(-1, ROWS, COLS)
     titles = [f"{names[dataset.labels[i]]} > {names[predicted[i]]}" for i in pick]
     title = (f"{len(wrong)} of {len(dataset)} misclassified; first {len(pick)} "
              "(true > predicted)")
@@ -187,8 +187,7 @@ def confusion_matrix(net, dataset, path=None, predicted=None):
 def first_layer(net):
     """The first layer's weights as (n, side, side) host pictures: 28x28 for a
     fully connected layer, the k x k kernels of a convolution on the pixels."""
-    weights = getattr(net, "weights", None)
-    w = backend.to_numpy(weights[0]) if weights else None
+    w = backend.to_numpy(net.weights[0])
     side = int(round(np.sqrt(w.shape[1]))) if w is not None and w.ndim == 2 else 0
     if not side or side * side != w.shape[1]:
         raise ValueError("the first layer's weights are not square pictures; "
@@ -208,7 +207,7 @@ def hidden_weights(net, cols=10, path=None):
     n = w.shape[0]
     rows, cols = _grid(n, cols)
     fig = figure(cols * 1.0, rows * 1.0 + 0.4)
-    what = (f"{n} hidden neurons" if w.shape[1] == 28 else
+    what = (f"{n} hidden neurons" if w.shape[1:] == (ROWS, COLS) else
             f"the {w.shape[1]}x{w.shape[1]} kernels of {n} feature maps")
     fig.suptitle(f"first-layer weights of {what} (red +, blue -)", fontsize="medium")
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -224,7 +223,7 @@ def hidden_weights(net, cols=10, path=None):
 def samples(dataset, n=40, cols=10, path=None, title=None):
     """The first `n` examples of a dataset with their labels."""
     n = min(n, len(dataset))
-    images = dataset.images[:, :n].T.reshape(-1, 28, 28)
+    images = dataset.images[:, :n].T.reshape(-1, ROWS, COLS)
     titles = [dataset.classes[label] for label in dataset.labels[:n]]
     if title is None:
         name = "Fashion-MNIST" if tuple(dataset.classes) == CLASSES["fashion-mnist"] else "MNIST"

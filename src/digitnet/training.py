@@ -1,168 +1,316 @@
-"""Mini-batch stochastic gradient descent and evaluation.
+"""Training any network (network.py's interface) by mini-batch SGD, with the
+later chapters' options: L2, momentum, monitoring like the book's network2,
+early stopping and the halving learning-rate schedule.
 
-Two engines run the same update, w -> w - (eta/m) sum_x nabla_w C_x:
-"batched" backpropagates the whole (784, m) mini-batch at once (GEMMs), and
-"per-example" is the book's loop over single columns, kept as the reference
-and the benchmark baseline.
+A `Run` holds everything a run needs to go on: the settings, the epoch,
+the current eta, the momentum buffers, the best-validation weights so far,
+the patience count and the history.  Checkpoints save a Run and resume it;
+`fit` stops cleanly at the end of a mini-batch when asked (Ctrl-C), and
+refuses to go on with NaN or infinite weights.
 """
 
+import math
 import time
 
 import numpy as np
 
-from . import backend
-from .batched import FastBatched
-from .network import one_hot
+from . import backend, engines
+from .costs import COSTS
+from .engines import ENGINES, one_hot
 
 
-def update_mini_batch(net, x, y, eta):
-    """One SGD step on the mini-batch (x, y), backpropagated as one matrix."""
-    apply_gradient(net, *net.backprop(x, y), eta / x.shape[1])
+class Diverged(ArithmeticError):
+    """The weights or the cost became NaN or infinite: eta is too large."""
 
 
-def apply_gradient(net, nabla_b, nabla_w, k):
-    """w -> w - k nabla_w, b -> b - k nabla_b, in place.
-
-    k = eta/m stays a Python float, so a float32 network stays float32.
-    """
-    for b, nb in zip(net.biases, nabla_b):
-        b -= k * nb
-    for w, nw in zip(net.weights, nabla_w):
-        w -= k * nw
+def whole(value, low):
+    """True for a whole number >= low (not inf, NaN, 2.5 or a string)."""
+    try:
+        return int(value) == value and value >= low
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
-def backprop_per_example(net, x, y):
-    """The book's gradient: backprop each column alone and sum the results."""
-    xp = net.xp
-    nabla_b = [xp.zeros(b.shape, dtype=net.dtype) for b in net.biases]
-    nabla_w = [xp.zeros(w.shape, dtype=net.dtype) for w in net.weights]
-    for i in range(x.shape[1]):
-        delta_nabla_b, delta_nabla_w = net.backprop(x[:, i:i + 1], y[:, i:i + 1])
-        nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b)]
-        nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w)]
-    return nabla_b, nabla_w
-
-
-def update_mini_batch_per_example(net, x, y, eta):
-    """The book's step, one example at a time: the reference and baseline."""
-    apply_gradient(net, *backprop_per_example(net, x, y), eta / x.shape[1])
-
-
-ENGINES = {"batched": update_mini_batch, "per-example": update_mini_batch_per_example}
+def check_options(mini_batch_size, eta, lmbda=0.0, momentum=0.0, patience=None,
+                  eta_decay=None, engine="batched"):
+    """Reject values that would train nothing or train wrongly, saying why."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}: choose from {', '.join(ENGINES)}")
+    if not whole(mini_batch_size, 1):
+        raise ValueError(f"mini_batch_size must be a whole number >= 1, got {mini_batch_size}")
+    if not 0 < eta < math.inf:
+        raise ValueError(f"eta must be a positive number, got {eta}")
+    if not 0 <= lmbda < math.inf:
+        raise ValueError(f"lmbda must be a number >= 0, got {lmbda}")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    if patience is not None and not whole(patience, 1):
+        raise ValueError(f"patience must be a whole number >= 1, got {patience}")
+    if eta_decay is not None and not (eta_decay > 1 and patience is not None):
+        raise ValueError("eta_decay needs patience, and must be > 1 (e.g. 128)")
 
 
 def to_device(net, data):
-    """(rows, labels) of a dataset on the network's device, moved once.
+    """(rows, labels) of a non-empty dataset on the network's device, moved once.
 
     Rows are examples, (n, features), so a mini-batch is a gather of
     contiguous rows; its transpose is the book's (features, m) matrix.
     """
     rows = np.ascontiguousarray(data.images.T)  # a view for our own datasets
+    if rows.shape[0] == 0:
+        raise ValueError("a dataset passed to training is empty")
     if rows.shape[1] != net.n_in:
         raise ValueError(f"the data has {rows.shape[1]} inputs per example but the "
                          f"network takes {net.n_in}")
     labels = np.asarray(data.labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= net.n_out):
+    if labels.min() < 0 or labels.max() >= net.n_out:
         raise ValueError(f"labels must lie in 0..{net.n_out - 1} for a network "
                          f"with {net.n_out} outputs")
     return net.asarray(rows), net.xp.asarray(labels)
 
 
-def count_correct(net, rows, labels, chunk=10_000):
-    """Examples whose largest output is the label; chunked to bound memory."""
+def chunk_size(net):
+    """Evaluation chunk: conv layers' im2col matrices grow by ~50,000 numbers
+    per example, and in chunks of 50 they stay in cache (40 us per image at
+    50, 230 us at 1000, measured on the LeNet-style net); dense nets like
+    big chunks."""
+    return 50 if "conv" in net.config().get("layers", "") else 1000
+
+
+def measure(net, rows, labels):
+    """(summed cost without L2, number correct) over device data, chunked."""
     xp = net.xp
-    correct = 0
-    n = rows.shape[0]
+    eye = xp.eye(net.n_out, dtype=net.dtype)
+    fn = COSTS[net.cost_name][0]
+    cost, correct, n, chunk = 0.0, 0, rows.shape[0], chunk_size(net)
     for k in range(0, n, chunk):
         end = min(k + chunk, n)  # the Array API leaves out-of-range stops undefined
         out = net.feedforward(rows[k:end, :].T)
+        cost += fn(xp, out, one_hot(xp, labels[k:end], eye))
         correct += int(xp.count_nonzero(xp.argmax(out, axis=0) == labels[k:end]))
-    return correct
+    return cost, correct
 
 
 def evaluate(net, data):
     """Number of examples in `data` the network classifies correctly."""
-    return count_correct(net, *to_device(net, data))
+    return measure(net, *to_device(net, data))[1]
 
 
-def check_hyperparameters(epochs, mini_batch_size, eta, engine):
-    """Reject values that would train nothing or train wrongly, saying why."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}: choose from {', '.join(ENGINES)}")
-    if int(epochs) != epochs or epochs < 0:
+def l2_term(net, lmbda, n):
+    """lmbda/2n sum w^2, the regularization part of the cost."""
+    xp = net.xp
+    return 0.5 * lmbda / n * sum(float(xp.sum(w * w)) for w in net.weights)
+
+
+def finite(net):
+    """True when every weight and bias is a finite number."""
+    xp = net.xp
+    return all(bool(xp.all(xp.isfinite(p))) for p in net.weights + net.biases)
+
+
+def copies(xp, arrays):
+    return [backend.copy(xp, a) for a in arrays]
+
+
+class Run:
+    """One training run of `net`: its settings and where it has got to."""
+
+    def __init__(self, net, mini_batch_size, eta, lmbda=0.0, momentum=0.0, patience=None,
+                 eta_decay=None, engine="batched"):
+        check_options(mini_batch_size, eta, lmbda, momentum, patience, eta_decay, engine)
+        self.net = net
+        self.settings = {"mini_batch_size": int(mini_batch_size), "eta": float(eta),
+                         "lmbda": float(lmbda), "momentum": float(momentum),
+                         "patience": patience, "eta_decay": eta_decay, "engine": engine}
+        self.epoch = 0          # epochs finished
+        self.eta = float(eta)   # the schedule halves it
+        self.since = 0          # epochs since the best validation accuracy
+        self.best = None        # (record, weights, biases) of the best validation epoch
+        self.history = []
+        self.ended = None       # "patience", "schedule", "interrupted" or "diverged"
+        self.last = None        # the last epoch's parameters while the best ones are in use
+        xp = net.xp
+        self.velocities = ([(xp.zeros_like(w), xp.zeros_like(b))
+                            for w, b in zip(net.weights, net.biases)] if momentum else None)
+
+    def snapshot(self):
+        """What an epoch changes, to go back to if it is cut short."""
+        xp = self.net.xp
+        flat = [a for pair in self.velocities or () for a in pair]
+        return (copies(xp, self.net.weights), copies(xp, self.net.biases), copies(xp, flat),
+                self.net.rng.bit_generator.state)
+
+    def restore(self, snapshot):
+        weights, biases, flat, rng_state = snapshot
+        self.net.weights[:], self.net.biases[:] = weights, biases
+        if self.velocities:
+            self.velocities = list(zip(flat[0::2], flat[1::2]))
+        self.net.rng.bit_generator.state = rng_state
+
+    def use_best(self):
+        """Put the best validation epoch's weights into the network, if any."""
+        if self.best is not None:
+            xp = self.net.xp
+            self.last = (self.net.weights[:], self.net.biases[:])
+            self.net.weights[:] = copies(xp, self.best[1])
+            self.net.biases[:] = copies(xp, self.best[2])
+
+    def finished(self, epochs):
+        return self.ended is not None or self.epoch >= epochs
+
+
+def run_epoch(run, rows, labels, progress=None, stop=None):
+    """One SGD pass over device data in a fresh order from the network's
+    generator; False if `stop()` said to stop before the pass was done."""
+    net, s = run.net, run.settings
+    xp, n, m = net.xp, rows.shape[0], s["mini_batch_size"]
+    begin, step, end = engines.stepper(net, rows, labels, m, run.eta, s["lmbda"],
+                                       s["momentum"], s["engine"], run.velocities)
+    order = xp.asarray(net.rng.permutation(n))
+    batches = range(0, n, m)
+    if progress is not None:
+        batches = progress(batches)
+    begin()
+    with backend.quiet_overflow(xp):
+        for k in batches:
+            step(order[k:min(k + m, n)])
+            if stop is not None and stop():
+                return False
+    end()
+    backend.synchronize(xp)
+    return True
+
+
+def record_epoch(run, sets, n, seconds, started):
+    """The epoch's record: eta, seconds, and cost (L2 included) and accuracy
+    on each monitored set, as training_*, validation_* and test_*."""
+    record = {"epoch": run.epoch, "eta": run.eta, "seconds": seconds}
+    penalty = l2_term(run.net, run.settings["lmbda"], n)
+    for name, (rows, labels) in sets.items():
+        cost, correct = measure(run.net, rows, labels)
+        total = rows.shape[0]
+        record.update({f"{name}_cost": cost / total + penalty, f"{name}_correct": correct,
+                       f"{name}_total": total, f"{name}_accuracy": correct / total})
+    record["elapsed"] = time.perf_counter() - started
+    return record
+
+
+def schedule(run, record):
+    """Early stopping and the eta schedule, on validation accuracy."""
+    if "validation_accuracy" not in record:
+        return
+    best = run.best
+    if best is None or record["validation_accuracy"] > best[0]["validation_accuracy"]:
+        xp = run.net.xp
+        run.best = (record, copies(xp, run.net.weights), copies(xp, run.net.biases))
+        run.since = 0
+        return
+    run.since += 1
+    s = run.settings
+    if s["patience"] is not None and run.since >= s["patience"]:
+        if s["eta_decay"] is None:
+            run.ended = "patience"
+        elif run.eta / 2 <= s["eta"] / s["eta_decay"]:
+            run.ended = "schedule"
+        else:
+            run.eta, run.since = run.eta / 2, 0
+
+
+def fit(run, training_data, epochs, validation_data=None, test_data=None,
+        monitor_training=False, progress=None, on_epoch=None, stop=None):
+    """Train `run` on until it has `epochs` epochs, early stopping ends it, or
+    `stop()` says to (checked after every mini-batch); returns the run.
+
+    After each finished epoch `on_epoch(record, run)` is called (the place to
+    write a checkpoint).  A run cut short by `stop` goes back to the end of
+    its last finished epoch (run.ended = "interrupted"); one whose weights
+    or cost turn NaN or infinite goes back likewise and raises Diverged.
+    With validation data, the network ends with its best validation
+    epoch's weights (the run keeps the last epoch's for going on).
+    """
+    if not whole(epochs, 0):
         raise ValueError(f"epochs must be a whole number >= 0, got {epochs}")
-    if int(mini_batch_size) != mini_batch_size or mini_batch_size < 1:
-        raise ValueError(f"mini_batch_size must be a whole number >= 1, got {mini_batch_size}")
-    if not eta > 0 or eta == float("inf"):
-        raise ValueError(f"eta must be a positive number, got {eta}")
+    if run.settings["patience"] is not None and validation_data is None:
+        raise ValueError("early stopping watches validation accuracy: give validation data")
+    net, started = run.net, time.perf_counter()
+    if run.last is not None:  # go on from the last epoch, not the best one
+        net.weights[:], net.biases[:] = run.last
+        run.last = None
+    rows, labels = to_device(net, training_data)
+    sets = {name: to_device(net, d) for name, d in
+            (("training", training_data if monitor_training else None),
+             ("validation", validation_data), ("test", test_data)) if d is not None}
+    n = rows.shape[0]
+    if run.settings["mini_batch_size"] > n:
+        raise ValueError(f"mini_batch_size {run.settings['mini_batch_size']} is larger "
+                         f"than the {n} training examples")
+    while not run.finished(epochs):
+        before = run.snapshot()
+        began = time.perf_counter()
+        wrap = (lambda batches: progress(batches, run.epoch)) if progress else None
+        if not run_epoch(run, rows, labels, wrap, stop):
+            run.restore(before)
+            run.ended = "interrupted"
+            break
+        seconds = time.perf_counter() - began
+        run.epoch += 1
+        record = record_epoch(run, sets, n, seconds, started)
+        costs = [v for k, v in record.items() if k.endswith("_cost")]
+        if not finite(net) or not all(map(math.isfinite, costs)):
+            run.restore(before)
+            run.epoch -= 1
+            run.ended = "diverged"
+            raise Diverged(f"training diverged in epoch {run.epoch + 1}: the weights or the "
+                           f"cost became NaN or infinite; try a smaller learning rate "
+                           f"(eta was {run.eta:g})")
+        run.history.append(record)
+        schedule(run, record)
+        if on_epoch is not None:
+            on_epoch(record, run)
+    run.use_best()
+    return run
 
 
-def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None,
-        engine="batched", progress=None, on_epoch=None):
+def sgd(net, training_data, epochs, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
+        validation_data=None, test_data=None, monitor_training=False, patience=None,
+        eta_decay=None, engine="batched", progress=None, on_epoch=None):
     """Train `net` by mini-batch SGD and return one record per epoch.
 
-    The data moves to the device once.  A record holds the epoch,
-    its training seconds, and with `test_data` the correct count and
-    accuracy.  `progress(iterable, epoch)` may wrap the mini-batch loop
-    (a progress bar); `on_epoch(record)` is called after each epoch.
+    Each record has the epoch, eta, its training seconds, the wall seconds
+    since the start (`elapsed`, evaluation included), and cost and accuracy
+    on each dataset given: `test_*`, `validation_*`, and `training_*` with
+    `monitor_training` (`*_cost`, `*_correct`, `*_total`, `*_accuracy`;
+    costs include the L2 term).  With `patience`, training stops after that
+    many epochs without a better validation accuracy; with `eta_decay` too,
+    eta is halved each time instead, and training stops once it has fallen
+    by that factor.  With validation data, the network ends with the
+    weights of its best validation epoch.  `progress(batches, epoch)` may
+    wrap the mini-batch loop (a progress bar); `on_epoch(record)` is called
+    after each epoch.
     """
-    check_hyperparameters(epochs, mini_batch_size, eta, engine)
-    rows, labels = to_device(net, training_data)
-    test = to_device(net, test_data) if test_data is not None else None
-    run_epoch = epoch_runner(net, rows, labels, int(mini_batch_size), float(eta), engine)
-    history = []
-    for j in range(int(epochs)):
-        start = time.perf_counter()
-        run_epoch((lambda batches: progress(batches, j)) if progress is not None else None)
-        record = {"epoch": j + 1, "seconds": time.perf_counter() - start}
-        if test is not None:
-            correct = count_correct(net, *test)
-            total = test[0].shape[0]
-            record.update(correct=correct, total=total, accuracy=correct / total)
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-    return history
+    run = Run(net, mini_batch_size, eta, lmbda, momentum, patience, eta_decay, engine)
+    fit(run, training_data, epochs, validation_data, test_data, monitor_training, progress,
+        (lambda record, run: on_epoch(record)) if on_epoch else None)
+    return run.history
 
 
-def epoch_runner(net, rows, labels, mini_batch_size, eta, engine="batched"):
-    """A function run(progress=None) that does one SGD pass over device data.
+def best_epoch(history):
+    """The record whose weights a run ends with: the best validation epoch
+    when validation was measured, else the last."""
+    if not history:
+        return None
+    if "validation_accuracy" in history[0]:
+        return max(history, key=lambda r: r["validation_accuracy"])
+    return history[-1]
 
-    `rows, labels` come from `to_device`.  Each pass draws its order from the
-    network's NumPy generator, so a seed fixes the run on every backend, and
-    gathers mini-batches by index, never permuting the whole set.  The batched
-    engine takes its fast path (batched.py) where the array module has
-    ``out=``, and otherwise the plain `update_mini_batch`.  `run` returns once
-    the device has finished.
-    """
-    xp = net.xp
-    n = rows.shape[0]
-    m = int(mini_batch_size)
-    if engine == "batched" and backend.has_out(xp):
-        fast = FastBatched(net, rows, labels, m)
-        ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
 
-        def step(idx):
-            fast.step(idx, ks[idx.shape[0]])
-        begin, end = fast.load, fast.store
-    else:
-        update = ENGINES[engine]
-        eye = xp.eye(net.sizes[-1], dtype=net.dtype)
-
-        def step(idx):
-            x = xp.take(rows, idx, axis=0).T
-            update(net, x, one_hot(xp, xp.take(labels, idx), eye), eta)
-        begin = end = lambda: None
-
-    def run(progress=None):
-        order = xp.asarray(net.rng.permutation(n))
-        batches = range(0, n, m)
-        if progress is not None:
-            batches = progress(batches)
-        begin()
-        with backend.quiet_overflow(xp):
-            for k in batches:
-                step(order[k:min(k + m, n)])
-        end()
-        backend.synchronize(xp)
-    return run
+def not_learning(history, n_out):
+    """True when the last epoch ended near chance accuracy with its cost not
+    falling: the book's eta = 100 run, where eta is far too large."""
+    if not history:
+        return False
+    last = history[-1]
+    name = "validation" if "validation_accuracy" in last else "test"
+    if f"{name}_accuracy" not in last or last[f"{name}_accuracy"] > 1.5 / n_out:
+        return False
+    return len(history) == 1 or last[f"{name}_cost"] >= history[-2][f"{name}_cost"]

@@ -1,0 +1,72 @@
+"""What every `digitnet` command shares: the one-line argument errors,
+argument types, the data and device flags, output-path checks, and loading
+a saved network that reads 28x28 pictures into 10 classes."""
+
+import argparse
+
+from . import backend, checkpoint, data, files
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (no usage dump) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def number_in(accept, what):
+    """An argparse type: a float for which accept(value) holds (NaN never
+    does), else a one-line error that says what was expected."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+    return parse
+
+
+positive_float = number_in(lambda v: 0 < v < float("inf"), "a positive number")
+non_negative_float = number_in(lambda v: 0 <= v < float("inf"), "a number >= 0")
+fraction = number_in(lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+def int_at_least(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+def add_data_args(p):
+    p.add_argument("--data-dir", help="data folder (default: $DIGITNET_DATA, else ./data)")
+    p.add_argument("--dataset", choices=data.DATASETS, default="mnist",
+                   help="(default: %(default)s)")
+
+
+def add_device_arg(p):
+    p.add_argument("--device", choices=backend.DEVICES, default="auto",
+                   help="auto (the default): CuPy when a CUDA device is usable, else NumPy")
+
+
+def check_output_path(parser, flag, path):
+    """Fail before the work, not after it, when a result could not be written."""
+    why = files.problem(path) if path is not None else None
+    if why:
+        parser.error(f"{flag}: cannot write {path}: {why}")
+
+
+def load_network(path, device):
+    """A saved Network or Model that reads 28x28 pictures into 10 classes."""
+    net = checkpoint.load(path, device=device)
+    if net.n_in != data.N_PIXELS or net.n_out != data.N_CLASSES:
+        raise checkpoint.CheckpointError(f"{path}: {net.describe()} does not fit 28x28 "
+                                         "images in 10 classes")
+    return net

@@ -1,0 +1,123 @@
+"""The engines: how one SGD step turns a mini-batch into new parameters.
+
+Two engines compute the same gradient for any network with the common
+interface (network.py): "batched" backpropagates the whole (n_in, m)
+mini-batch at once (GEMMs), and "per-example" is the book's loop over
+single columns, kept as the reference and the benchmark baseline.  The
+update with momentum mu and L2 parameter lmbda over n training examples,
+
+    v -> mu v - (eta/m) nabla_w - (eta lmbda / n) w,      w -> w + v,
+
+is the book's weight decay w -> (1 - eta lmbda/n) w - (eta/m) nabla_w when
+mu = 0.  Biases are not decayed.
+
+Where it applies (the batched engine on NumPy or CuPy, a chain of sigmoid
+layers on the quadratic cost, no dropout, L2 or momentum) a step takes the
+fast path of batched.py, whose arithmetic is the same in another order.
+"""
+
+from . import backend
+from .batched import FastBatched
+
+ENGINES = ("batched", "per-example")
+
+
+def one_hot(xp, labels, eye):
+    """Targets y(x) as a (n_out, m) matrix: column j is the unit vector e_label.
+
+    Taking columns of a prebuilt identity is one gather, and works in every
+    array namespace (no scatter into a zero matrix).
+    """
+    return xp.take(eye, labels, axis=1)
+
+
+def backprop(net, x, y, masks):
+    """The network's gradient on (x, y); dropout masks only where it has any."""
+    return net.backprop(x, y, masks) if masks else net.backprop(x, y)
+
+
+def backprop_per_example(net, x, y, masks=None):
+    """The book's gradient: backprop each column alone and sum the results."""
+    xp = net.xp
+    nabla_b = [xp.zeros(b.shape, dtype=net.dtype) for b in net.biases]
+    nabla_w = [xp.zeros(w.shape, dtype=net.dtype) for w in net.weights]
+    for i in range(x.shape[1]):
+        column = {j: mask[:, i:i + 1] for j, mask in masks.items()} if masks else None
+        delta_nabla_b, delta_nabla_w = backprop(net, x[:, i:i + 1], y[:, i:i + 1], column)
+        nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b)]
+        nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w)]
+    return nabla_b, nabla_w
+
+
+GRADIENTS = {"batched": backprop, "per-example": backprop_per_example}
+
+
+def update(net, nabla_b, nabla_w, k, decay, momentum, velocities):
+    """The step above, in place: k = eta/m, decay = eta lmbda/n.
+
+    k and decay stay Python floats, so a float32 network stays float32.
+    """
+    if momentum:
+        for w, b, nw, nb, (vw, vb) in zip(net.weights, net.biases, nabla_w, nabla_b,
+                                          velocities):
+            vw *= momentum
+            vw -= (k * nw + decay * w) if decay else k * nw
+            vb *= momentum
+            vb -= k * nb
+            w += vw
+            b += vb
+        return
+    for w, b, nw, nb in zip(net.weights, net.biases, nabla_w, nabla_b):
+        if decay:
+            w *= 1.0 - decay
+        w -= k * nw
+        b -= k * nb
+
+
+def fast_sizes(net):
+    """The layer sizes when the fast path can train `net`, else None: a chain
+    of fully connected sigmoid layers on the quadratic cost, no dropout."""
+    config = net.config()
+    if config["kind"] == "network":
+        return list(config["sizes"])
+    items = config["layers"].split(",")
+    if (config["cost"] != "quadratic" or config["dropout"]
+            or not all(item.startswith("fc:") for item in items)
+            or (len(items) > 1 and config["activation"] != "sigmoid")):
+        return None
+    return [net.n_in] + [int(item[3:]) for item in items]
+
+
+def stepper(net, rows, labels, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
+            engine="batched", velocities=None):
+    """(begin, step, end) for one pass over device data (training.to_device).
+
+    step(idx) trains on the examples `idx`; begin() and end() bracket a
+    pass (the fast path works on its own copy of the parameters and hands
+    them back at the end).
+    """
+    xp, n = net.xp, rows.shape[0]
+    m = int(mini_batch_size)
+    sizes = fast_sizes(net)
+    if (engine == "batched" and backend.has_out(xp) and sizes is not None
+            and not lmbda and not momentum):
+        fast = FastBatched(net, sizes, rows, labels, m)
+        ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
+
+        def step(idx):
+            fast.step(idx, ks[idx.shape[0]])
+        return fast.load, step, fast.store
+    gradient = GRADIENTS[engine]
+    eye = xp.eye(net.n_out, dtype=net.dtype)
+    decay = eta * lmbda / n
+
+    def step(idx):
+        x = xp.take(rows, idx, axis=0).T
+        y = one_hot(xp, xp.take(labels, idx), eye)
+        masks = net.dropout_masks(x.shape[1]) if net.dropout else None
+        nabla_b, nabla_w = gradient(net, x, y, masks)
+        update(net, nabla_b, nabla_w, eta / x.shape[1], decay, momentum, velocities)
+
+    def nothing():
+        pass
+    return nothing, step, nothing
