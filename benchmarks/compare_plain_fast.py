@@ -1,6 +1,6 @@
 """Before/after for the batched engine's fast path, in one run.
 
-"plain" is the batched engine without the fast path (training.update_mini_batch,
+"plain" is the batched engine without the fast path (engines.py's plain step,
 what runs on namespaces without out=); "fast" is batched.py.  Same data (the
 first 10,000 MNIST training images), same network, alternating, median of 7.
 
@@ -27,14 +27,21 @@ def median_ms(run, rounds=7):
 
 
 def runner(data, m, fast):
-    has_out = backend.has_out
-    if not fast:
-        backend.has_out = lambda xp: False
-    try:
-        net = digitnet.Network([784, 30, 10], device="cpu")
-        return training.epoch_runner(net, *training.to_device(net, data), m, 3.0)
-    finally:
-        backend.has_out = has_out
+    """One epoch of the trainer (training.run_epoch); without the fast path
+    when `fast` is False, as on a namespace without out=."""
+    net = digitnet.Network([784, 30, 10], device="cpu")
+    rows, labels = training.to_device(net, data)
+    run = training.Run(net, m, 3.0)
+
+    def epoch():
+        has_out = backend.has_out
+        if not fast:
+            backend.has_out = lambda xp: False
+        try:
+            training.run_epoch(run, rows, labels)
+        finally:
+            backend.has_out = has_out
+    return epoch
 
 
 def main(ms):

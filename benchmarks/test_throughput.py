@@ -8,7 +8,7 @@ NumPy and CuPy, and the PyTorch peer, at one sizes/m/dtype.
 import pytest
 
 from digitnet import Network, backend
-from digitnet.training import epoch_runner, to_device
+from digitnet.training import Run, run_epoch, to_device
 
 from .peer_torch import make_epoch
 
@@ -45,7 +45,8 @@ def test_sgd_epoch(benchmark, mnist_slice, engine, device, sizes, m, dtype):
     rows, labels = to_device(net, mnist_slice)
     benchmark.group = f"{sizes} m={m} {dtype}"
     benchmark.name = f"{engine} {device}"
-    benchmark.pedantic(epoch_runner(net, rows, labels, m, ETA, engine),
+    run = Run(net, m, ETA, engine=engine)  # the trainer's own epoch: shuffle, gathers, steps
+    benchmark.pedantic(run_epoch, args=(run, rows, labels),
                        rounds=rounds_for(engine, m), warmup_rounds=1, iterations=1)
     record(benchmark, len(mnist_slice), engine=engine, device=device, sizes=sizes, m=m, dtype=dtype)
 

@@ -153,9 +153,10 @@ def take_rows_kwargs(xp):
 
 
 def quiet_overflow(xp):
-    """A context where exp overflowing to inf is expected, not warned about."""
+    """A context where exp overflowing to inf is expected, not warned about,
+    and so is the NaN of a diverging run, which the trainer reports itself."""
     if xp is np:
-        return np.errstate(over="ignore")
+        return np.errstate(over="ignore", invalid="ignore")
     return contextlib.nullcontext()
 
 

@@ -263,7 +263,7 @@ def train(args, run, training_set, validation, test, stop):
         training.fit(run, training_set, args.epochs, validation, test, args.monitor_training,
                      progress_bar(args.epochs), on_epoch, stop)
     except training.Diverged as exc:
-        print(f"digitnet: error: {exc} (--eta)", file=sys.stderr)
+        print(f"digitnet: error: {exc}; try a smaller --eta", file=sys.stderr)
         save_result(args, run, "before it diverged")
         return 1
     if run.ended == "interrupted":

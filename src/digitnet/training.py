@@ -77,12 +77,12 @@ def chunk_size(net):
     return 50 if "conv" in net.config().get("layers", "") else 1000
 
 
-def measure(net, rows, labels):
+def measure(net, rows, labels, chunk=None):
     """(summed cost without L2, number correct) over device data, chunked."""
     xp = net.xp
     eye = xp.eye(net.n_out, dtype=net.dtype)
     fn = COSTS[net.cost_name][0]
-    cost, correct, n, chunk = 0.0, 0, rows.shape[0], chunk_size(net)
+    cost, correct, n, chunk = 0.0, 0, rows.shape[0], chunk or chunk_size(net)
     for k in range(0, n, chunk):
         end = min(k + chunk, n)  # the Array API leaves out-of-range stops undefined
         out = net.feedforward(rows[k:end, :].T)
@@ -254,15 +254,16 @@ def fit(run, training_data, epochs, validation_data=None, test_data=None,
             break
         seconds = time.perf_counter() - began
         run.epoch += 1
-        record = record_epoch(run, sets, n, seconds, started)
+        with backend.quiet_overflow(net.xp):
+            record = record_epoch(run, sets, n, seconds, started)
         costs = [v for k, v in record.items() if k.endswith("_cost")]
         if not finite(net) or not all(map(math.isfinite, costs)):
             run.restore(before)
             run.epoch -= 1
             run.ended = "diverged"
             raise Diverged(f"training diverged in epoch {run.epoch + 1}: the weights or the "
-                           f"cost became NaN or infinite; try a smaller learning rate "
-                           f"(eta was {run.eta:g})")
+                           f"cost became NaN or infinite with eta = {run.eta:g}, a learning "
+                           "rate too large for this network")
         run.history.append(record)
         schedule(run, record)
         if on_epoch is not None:

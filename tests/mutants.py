@@ -1,0 +1,104 @@
+"""Mutation testing, by hand: plant one realistic bug at a time in the core,
+run the suite, and list the bugs it let through.
+
+    DIGITNET_DATA=../shared/data python tests/mutants.py            # all
+    DIGITNET_DATA=../shared/data python tests/mutants.py l2 shuffle # by name
+
+Each mutant is a (name, file, old text, new text) edit that must apply
+exactly once; the file is restored afterwards, whatever happens.  A mutant
+is "caught" when `pytest -x -q tests` fails.  Not part of CI (it runs the
+suite once per mutant); run it before changing the core, and record the
+score and every survivor, with why it is equivalent, in
+benchmarks/RESULTS.md.
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "digitnet"
+
+MUTANTS = [
+    # the issue-12 list: each once passed the whole suite or was caught by luck
+    ("l2-skipped-with-momentum", "engines.py", "vw -= (k * nw + decay * w) if decay else k * nw",
+     "vw -= k * nw"),
+    ("best-not-restored", "training.py", "        if self.best is not None:\n            xp = self.net.xp\n            self.last",
+     "        if False:\n            xp = self.net.xp\n            self.last"),
+    ("no-shuffle", "training.py", "order = xp.asarray(net.rng.permutation(n))",
+     "order = xp.asarray(net.rng.permutation(n)); order = xp.arange(n)"),
+    ("label-check-off-by-one", "training.py", "labels.max() >= net.n_out", "labels.max() > net.n_out"),
+    ("l2-cost-doubled", "training.py", "return 0.5 * lmbda / n * sum(", "return lmbda / n * sum("),
+    ("eval-skips-chunk-end", "training.py", "end = min(k + chunk, n)  #", "end = min(k + chunk, n) - 1  #"),
+    ("verified-without-hash", "download.py", "(sha256(path) == SHA256[dataset][name])", "True"),
+    ("fast-path-eta-10x", "engines.py", "ks = {size: fast.scalar(eta / size)", "ks = {size: fast.scalar(10 * eta / size)"),
+    ("bp1-sign", "network.py", "delta = (a - y) * (a * (1.0 - a))", "delta = (y - a) * (a * (1.0 - a))"),
+    ("bp2-no-sigma-prime", "network.py", "delta = (self.weights[-l].T @ delta) * (a * (1.0 - a))  # BP2",
+     "delta = (self.weights[-l].T @ delta)  # BP2"),
+    ("l2-over-m", "engines.py", "decay = eta * lmbda / n\n", "decay = eta * lmbda / m\n"),
+    # more of the same kind, across the core
+    ("momentum-biases-skip", "engines.py", "            vb -= k * nb\n", "            vb -= 0 * nb\n"),
+    ("decay-biases", "engines.py", "            w *= 1.0 - decay\n", "            w *= 1.0 - decay\n            b *= 1.0 - decay\n"),
+    ("fast-bp2-no-sigma-prime", "batched.py", "                multiply(delta_below, t, out=delta_below)\n", ""),
+    ("fast-bias-not-folded", "batched.py", "            wb[:, -1:] = b\n", "            wb[:, -1:] = 0\n"),
+    ("relu-back-at-kink", "activations.py", "return xp.where(a > 0, d, 0.0)", "return xp.where(a >= 0, d, 0.0)"),
+    ("tanh-back", "activations.py", "return d * (1.0 - a * a)", "return d * (1.0 - a)"),
+    ("softmax-no-shift", "activations.py", "e = xp.exp(z - xp.max(z, axis=0, keepdims=True))", "e = xp.exp(z)"),
+    ("cross-entropy-sign", "costs.py", "return -float(xp.sum(y * _log(xp, a) + (1.0 - y) * _log(xp, 1.0 - a)))",
+     "return float(xp.sum(y * _log(xp, a) + (1.0 - y) * _log(xp, 1.0 - a)))"),
+    ("quadratic-delta-no-sigma-prime", "costs.py", "return back(xp, a, a - y)", "return a - y"),
+    ("conv-col2im-wrong-offset", "layers.py", "dx[:, i:i + oh, j:j + ow, :] += dcols[:, i * k + j, ...]",
+     "dx[:, j:j + oh, i:i + ow, :] += dcols[:, i * k + j, ...]"),
+    ("pool-gradient-everywhere", "layers.py", "d = xp.where(at_max, xp.reshape(delta, (c, h, 1, w, 1, m)), 0.0)",
+     "d = xp.where(at_max | True, xp.reshape(delta, (c, h, 1, w, 1, m)), 0.0)"),
+    ("dropout-not-inverted", "model.py", ">= p).astype(np.float32) / (1.0 - p))", ">= p).astype(np.float32))"),
+    ("dropout-mask-not-in-backprop", "model.py", "                    d_in = xp.reshape(d_in, masks[i].shape) * masks[i]\n",
+     "                    d_in = xp.reshape(d_in, masks[i].shape)\n"),
+    ("scaled-init-not-scaled", "model.py", "scale = 1.0 if init == \"large\" else 1.0 / np.sqrt(layer.fan_in)", "scale = 1.0"),
+    ("patience-off-by-one", "training.py", "run.since >= s[\"patience\"]", "run.since > s[\"patience\"]"),
+    ("schedule-never-halves", "training.py", "run.eta, run.since = run.eta / 2, 0", "run.since = 0"),
+    ("best-by-last", "training.py", "record[\"validation_accuracy\"] > best[0][\"validation_accuracy\"]", "True"),
+    ("interrupt-keeps-partial-epoch", "training.py", "            run.restore(before)\n            run.ended = \"interrupted\"",
+     "            run.ended = \"interrupted\""),
+    ("divergence-unchecked", "training.py", "if not finite(net) or not all(map(math.isfinite, costs)):", "if False:"),
+    ("checkpoint-no-velocities", "checkpoint.py", "        arrays[f\"velocity_w_{i}\"] = backend.to_numpy(vw)\n",
+     "        arrays[f\"velocity_w_{i}\"] = 0 * backend.to_numpy(vw)\n"),
+    ("checkpoint-no-rng", "checkpoint.py", "        net.rng.bit_generator.state = state[\"rng\"]\n", ""),
+    ("checkpoint-nan-accepted", "checkpoint.py", "            if not np.all(np.isfinite(a)):", "            if False:"),
+    ("idx-labels-unchecked", "data.py", "    if labels.size and labels.max() >= len(classes):", "    if False:"),
+    ("expand-wrong-shift", "data.py", "out[:, 1, :-1, :] = images[:, 1:, :]   # up", "out[:, 1, 1:, :] = images[:, :-1, :]   # up"),
+    ("split-off-by-one", "data.py", "return train[:N_TRAIN], train[N_TRAIN:], test", "return train[:N_TRAIN], train[N_TRAIN - 1:], test"),
+]
+
+
+def run(mutant):
+    name, file, old, new = mutant
+    path = SRC / file
+    text = path.read_text()
+    if text.count(old) != 1:
+        return "stale"  # the code moved on: update the mutant
+    try:
+        path.write_text(text.replace(old, new))
+        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                               "tests"], capture_output=True, text=True)
+    finally:
+        path.write_text(text)
+    return "survived" if done.returncode == 0 else "caught"
+
+
+def main(names):
+    chosen = [m for m in MUTANTS if not names or m[0] in names]
+    results = {}
+    for mutant in chosen:
+        start = time.perf_counter()
+        results[mutant[0]] = run(mutant)
+        print(f"{results[mutant[0]]:9} {mutant[0]}  ({time.perf_counter() - start:.0f} s)", flush=True)
+    caught = sum(r == "caught" for r in results.values())
+    judged = sum(r != "stale" for r in results.values())
+    print(f"{caught} of {judged} mutants caught; survivors: "
+          f"{', '.join(n for n, r in results.items() if r == 'survived') or 'none'}")
+    return 0 if caught == judged else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,85 @@
+"""The package's layout, read from its source: no import cycles, and the
+numerical core imports no command-line, plotting, imaging or web code."""
+
+import ast
+from pathlib import Path
+
+import digitnet
+
+PACKAGE = Path(digitnet.__file__).parent
+# The core: what trains and saves networks.  Everything else (cli*, plots,
+# imaging, info, perceptron, extras) may import it, never the other way.
+CORE = {"activations", "backend", "batched", "checkpoint", "costs", "data", "download",
+        "engines", "files", "layers", "model", "network", "training"}
+OUTSIDE = {"argparse", "matplotlib", "PIL", "http", "socketserver", "tqdm"}
+SHOW = {"cli", "cli_show", "cliargs", "plots", "imaging", "info", "perceptron", "extras"}
+
+
+def imports(path):
+    """(package modules, outside top-level modules) that `path` imports
+    anywhere, function bodies included: a lazy import is still an edge."""
+    ours, theirs = set(), set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            if node.module:  # from .x import y, from .x.y import z
+                ours.add(node.module.split(".")[0])
+            else:            # from . import x, y
+                ours.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top = node.module.split(".")[0]
+            (ours.add(node.module.split(".")[1]) if top == "digitnet" and "." in node.module
+             else ours.add("__init__") if top == "digitnet" else theirs.add(top))
+        elif isinstance(node, ast.Import):
+            theirs.update(alias.name.split(".")[0] for alias in node.names)
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    return {m if m in modules else "__init__" for m in ours}, theirs
+
+
+def graph():
+    return {p.stem: imports(p) for p in PACKAGE.glob("*.py")}
+
+
+def cycle(edges):
+    """One import cycle as a list of modules, or None."""
+    state = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == "open":
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt, path + [nxt])
+                if found:
+                    return found
+        state[node] = "done"
+        return None
+
+    for start in sorted(edges):
+        if start not in state:
+            found = visit(start, [start])
+            if found:
+                return found
+    return None
+
+
+def test_the_package_has_no_import_cycle():
+    edges = {module: ours - {module} for module, (ours, _) in graph().items()}
+    assert cycle(edges) is None, " -> ".join(cycle(edges))
+
+
+def test_the_core_imports_no_cli_plotting_imaging_or_web_code():
+    g = graph()
+    assert CORE <= set(g), CORE - set(g)
+    for module in CORE:
+        ours, theirs = g[module]
+        assert not ours & (SHOW | {"__init__"}), (module, ours & SHOW)
+        assert not theirs & OUTSIDE, (module, theirs & OUTSIDE)
+
+
+def test_the_checks_themselves_can_fail():
+    """The cycle finder finds a planted cycle, and the parser sees a lazy import."""
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle({"a": {"b"}, "b": set()}) is None
+    ours, theirs = imports(PACKAGE / "cli_show.py")
+    assert "imaging" in ours and "plots" in ours  # imported inside functions there
