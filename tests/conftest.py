@@ -56,6 +56,6 @@ def fashion_dir(mnist_dir):
     from pathlib import Path
     from digitnet import download
     if not all((Path(mnist_dir) / "fashion-mnist" / f).is_file() for f in download.FILES):
-        # The same words as the root conftest's, so CI counts this skip as a gap.
-        pytest.skip(f"real MNIST not found: no fashion-mnist/ in {mnist_dir}")
+        # A real-data fixture: the root conftest counts this skip as a gap in CI.
+        pytest.skip(f"Fashion-MNIST not found: no fashion-mnist/ in {mnist_dir}")
     return mnist_dir

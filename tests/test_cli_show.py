@@ -205,3 +205,34 @@ def test_info_lists_verified_data(mnist_dir, capsys):
     report = json.loads(capsys.readouterr().out)
     assert set(report["datasets"]["mnist"].values()) == {"verified"}
     assert isinstance(report["cuda"]["usable"], bool)
+
+
+def test_what_the_plots_draw(trained_net, mnist, tmp_path):
+    """Not only a PNG of some size: the numbers and titles drawn are the
+    network's own, against a plain NumPy argmax on the test set."""
+    _, _, test = mnist
+    test = test[:2000]
+    predicted = np.argmax(trained_net.feedforward(test.images), axis=0)
+    counts = np.zeros((10, 10), dtype=int)
+    np.add.at(counts, (test.labels, predicted), 1)
+    ax = plots.confusion_matrix(trained_net, test).axes[0]
+    drawn = {(round(t.get_position()[1]), round(t.get_position()[0])): int(t.get_text())
+             for t in ax.texts}
+    assert drawn == {(t, p): int(counts[t, p]) for t in range(10) for p in range(10)}
+    assert f"{int(np.trace(counts))}/2000 correct" in ax.get_title()
+
+    wrong = np.flatnonzero(predicted != test.labels)[:12]
+    fig = plots.misclassified(trained_net, test, n=12)
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    assert titles == [f"{test.labels[i]} > {predicted[i]}" for i in wrong]
+    assert f"{np.sum(predicted != test.labels)} of 2000 misclassified" in fig._suptitle.get_text()
+
+    run = {"config": {"model": "[784, 30, 10]", "eta": 3.0},
+           "epochs": [{"epoch": e, "test_accuracy": a, "validation_accuracy": a - 0.01,
+                       "test_cost": 1 - a} for e, a in [(1, 0.9), (2, 0.93), (3, 0.94)]]}
+    accuracy, cost = plots.learning_curves([run], labels=["r"]).axes
+    drawn = {(ax.get_ylabel(), line.get_label()): list(line.get_ydata())
+             for ax in (accuracy, cost) for line in ax.get_lines()}
+    assert drawn == {("accuracy (%)", "r, test"): pytest.approx([90, 93, 94]),
+                     ("accuracy (%)", "r, validation"): pytest.approx([89, 92, 93]),
+                     ("cost", "r, test"): pytest.approx([0.1, 0.07, 0.06])}

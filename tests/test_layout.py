@@ -83,3 +83,19 @@ def test_the_checks_themselves_can_fail():
     assert cycle({"a": {"b"}, "b": set()}) is None
     ours, theirs = imports(PACKAGE / "cli_show.py")
     assert "imaging" in ours and "plots" in ours  # imported inside functions there
+
+
+def test_ci_fails_when_a_real_data_test_skips_whatever_it_says(tmp_path, mnist_dir):
+    """The guard in the root conftest: with Fashion-MNIST missing, its test
+    skips with its own message, and DIGITNET_REQUIRE_REAL_DATA=1 fails the run."""
+    import os
+    import subprocess
+    import sys
+    (tmp_path / "mnist").symlink_to(Path(mnist_dir) / "mnist")
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, DIGITNET_DATA=str(tmp_path), DIGITNET_REQUIRE_REAL_DATA="1")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/test_cli_show.py", "-k", "fashion_mnist_everywhere"],
+                          cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode != 0, done.stdout
+    assert "real-data tests: 0 passed, 1 skipped" in done.stdout

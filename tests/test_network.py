@@ -46,9 +46,14 @@ def test_shapes_follow_the_book(xp):
 
 
 def test_same_seed_same_network_on_every_namespace(xp):
-    a, b = Network([5, 4, 3], seed=7, device=xp), Network([5, 4, 3], seed=7, device="cpu")
-    for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):
-        np.testing.assert_array_equal(backend.to_numpy(wa), wb)
+    """The book's N(0, 1) draws, layer by layer (weights, then biases), from
+    the seed's generator in float64, rounded to the network's dtype."""
+    a = Network([5, 4, 3], seed=7, device=xp)
+    rng = np.random.default_rng(7)
+    want = [rng.standard_normal(shape) for shape in [(4, 5), (4, 1), (3, 4), (3, 1)]]
+    got = [a.weights[0], a.biases[0], a.weights[1], a.biases[1]]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(backend.to_numpy(g), w.astype(np.float32))
     c = Network([5, 4, 3], seed=8, device=xp)
     assert not np.array_equal(backend.to_numpy(c.weights[0]), backend.to_numpy(a.weights[0]))
 
