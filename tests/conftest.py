@@ -5,6 +5,16 @@ import numpy as np
 import pytest
 
 
+def blobs(n, features=12, classes=4, seed=0, noise=0.15, dtype=np.float64):
+    """Learnable blobs: each class a random centre plus noise, in [0, 1]."""
+    from digitnet.data import Dataset
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    centres = rng.random((classes, features))
+    images = np.clip(centres[labels] + noise * rng.standard_normal((n, features)), 0, 1)
+    return Dataset(images.T.astype(dtype), labels)
+
+
 def _namespaces():
     spaces = [pytest.param("numpy", id="numpy"), pytest.param("strict", id="strict")]
     spaces.append(pytest.param("cupy", id="cupy", marks=pytest.mark.gpu))

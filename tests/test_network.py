@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from digitnet import Network, backend
-from digitnet.data import Dataset
+from conftest import blobs
 from digitnet.activations import sigmoid
 from digitnet.engines import backprop_per_example, one_hot
 from digitnet.training import check_options
@@ -93,12 +93,7 @@ def test_one_example_and_batch_gradients_agree(xp):
 
 
 def synthetic_dataset(n=300, features=12, classes=4, seed=0):
-    """Linearly separable-ish blobs: learnable in a few epochs."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, classes, n)
-    centres = rng.random((classes, features))
-    images = np.clip(centres[labels] + 0.1 * rng.standard_normal((n, features)), 0, 1)
-    return Dataset(images.T.astype(np.float32), labels)
+    return blobs(n, features, classes, seed, noise=0.1, dtype=np.float32)
 
 
 def test_engines_end_with_the_same_weights(xp):

@@ -6,16 +6,7 @@ import numpy as np
 import pytest
 
 from digitnet import Model, Network, backend, checkpoint, training
-from digitnet.data import Dataset
-
-
-def blobs(n, features=12, classes=4, seed=0):
-    """Learnable blobs: each class a random centre plus noise."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, classes, n)
-    centres = rng.random((classes, features))
-    images = np.clip(centres[labels] + 0.15 * rng.standard_normal((n, features)), 0, 1)
-    return Dataset(images.T.astype(np.float64), labels)
+from conftest import blobs
 
 
 def host(arrays):
@@ -258,9 +249,10 @@ def test_divergence_stops_with_the_last_good_weights():
 
 def test_chance_accuracy_with_a_flat_cost_is_not_learning():
     rec = lambda acc, cost: {"validation_accuracy": acc, "validation_cost": cost}
-    assert training.not_learning([rec(0.1, 2.0)], 10)
+    assert not training.not_learning([rec(0.1, 2.0)], 10)  # one epoch says nothing yet
     assert training.not_learning([rec(0.5, 1.0), rec(0.1, 2.0)], 10)
-    assert not training.not_learning([rec(0.1, 2.0), rec(0.12, 1.5)], 10)
+    assert training.not_learning([rec(0.1, 0.5), rec(0.1, 0.5)], 10)
+    assert not training.not_learning([rec(0.1, 2.0), rec(0.12, 1.5)], 10)  # eta too small
     assert not training.not_learning([rec(0.9, 2.0)], 10)
     assert not training.not_learning([], 10)
 

@@ -14,7 +14,7 @@ import math
 import signal
 import sys
 
-from . import backend, checkpoint, cli_show, data, download, training
+from . import backend, checkpoint, cli_serve, cli_show, data, download, training
 from .activations import ACTIVATIONS
 from .cliargs import (Parser, add_data_args, add_device_arg, check_output_path, fraction,
                       int_at_least, load_network, non_negative_float, positive_float)
@@ -101,6 +101,7 @@ def build_parser():
     d.add_argument("--dataset", choices=data.DATASETS + ("all",), default="mnist")
 
     cli_show.add_commands(sub)
+    cli_serve.add_commands(sub)
     return parser
 
 

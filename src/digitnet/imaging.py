@@ -8,6 +8,7 @@ digit must be made the same way before the network can read it.  Pillow
 only decodes the file; the rest is NumPy, so it is testable on arrays.
 """
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -35,19 +36,48 @@ class ImageError(ValueError):
     """A picture that cannot be read, or has nothing on it to read."""
 
 
-def read_grey(path):
-    """The picture in `path` as a 2-D float array in [0, 1] (0 black, 1 white).
+def name_of(source):
+    """What a picture is called in results and errors."""
+    if isinstance(source, (str, Path)):
+        return str(source)
+    if isinstance(source, np.ndarray):
+        return "<array>"
+    return str(getattr(source, "name", "<bytes>"))
+
+
+def grey_array(a):
+    """A user's 2-D greyscale array (0 black, 1 white; 0-255 is scaled), checked."""
+    try:
+        a = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ImageError("pixels must be a 2-D array of numbers") from None
+    if a.ndim != 2 or min(a.shape) < 1:
+        raise ImageError(f"pixels must be a 2-D array, got shape {a.shape}")
+    if not np.all(np.isfinite(a)) or a.min() < 0:
+        raise ImageError("pixels must be finite numbers >= 0")
+    return a / 255.0 if a.max() > 1.0 else a
+
+
+def read_grey(source):
+    """The picture in `source` (a path, bytes, a binary file object or a 2-D
+    array) as a 2-D float array in [0, 1] (0 black, 1 white).
 
     Transparent pixels are laid over whichever of black or white contrasts
     with the ink, so strokes drawn on a transparent canvas stay visible.
     """
+    if isinstance(source, np.ndarray):
+        return grey_array(source)
     Image = require("PIL.Image", "image", "reading pictures")
     ImageOps = require("PIL.ImageOps", "image", "reading pictures")
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not a picture")
+    path = name_of(source)
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    elif isinstance(source, (str, Path)):
+        source = Path(source)
+        if source.is_dir():
+            raise ImageError(f"{path}: is a folder, not a picture")
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             img.load()
             img = ImageOps.exif_transpose(img)  # phone photos are stored sideways
             return _to_grey(img)
@@ -172,10 +202,12 @@ def preprocess(grey, recipe="digits"):
     return place(fit(region, size, r["box"]), r["centre"]).reshape(SIDE * SIDE).astype(np.float32)
 
 
-def load(path, recipe="digits"):
-    """The picture in `path`, preprocessed; ImageError (one line) if it cannot be."""
+def load(source, recipe="digits"):
+    """The picture in `source` (see read_grey), preprocessed; ImageError (one
+    line, naming the picture) if it cannot be."""
+    path = name_of(source)
     try:
-        return preprocess(read_grey(path), recipe)
+        return preprocess(read_grey(source), recipe)
     except ImageError as exc:
         msg = str(exc)
         raise ImageError(msg if msg.startswith(f"{path}:") else f"{path}: {msg}") from None
@@ -191,8 +223,13 @@ def recipe_for(classes):
     return "fashion" if tuple(classes) == CLASSES["fashion-mnist"] else "digits"
 
 
-def predict(net, paths, dataset="mnist"):
-    """One dict per path, in order: {path, digit, label, outputs} or {path, error}.
+def predict(net, paths, dataset="mnist", with_input=False):
+    """One dict per picture, in order: {path, digit, label, outputs} or {path, error}.
+
+    `paths` may also hold bytes, binary file objects or 2-D greyscale arrays
+    (see read_grey): `digitnet serve` predicts through this same function,
+    `with_input` adding "input", the 28x28 picture the network saw (a list
+    of 28 rows of floats in [0, 1]).
 
     A picture that cannot be read gets an "error" line and the rest still
     get predictions: one bad file in a folder should not hide the others.
@@ -205,13 +242,15 @@ def predict(net, paths, dataset="mnist"):
     for path in paths:
         try:
             columns.append(load(path, recipe))
-            results.append({"path": str(path)})
+            results.append({"path": name_of(path)})
         except ImageError as exc:
-            results.append({"path": str(path), "error": str(exc)})
+            results.append({"path": name_of(path), "error": str(exc)})
     if columns:
         outputs = backend.to_numpy(net.feedforward(np.stack(columns, axis=1))).T
         ok = (r for r in results if "error" not in r)
-        for r, out in zip(ok, outputs):
+        for r, out, column in zip(ok, outputs, columns):
             k = int(np.argmax(out))
             r.update(digit=k, label=classes[k], outputs=[round(float(v), 6) for v in out])
+            if with_input:
+                r["input"] = np.round(column.reshape(SIDE, SIDE), 4).tolist()
     return results

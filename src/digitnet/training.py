@@ -306,12 +306,13 @@ def best_epoch(history):
 
 
 def not_learning(history, n_out):
-    """True when the last epoch ended near chance accuracy with its cost not
-    falling: the book's eta = 100 run, where eta is far too large."""
-    if not history:
+    """True when the last epoch ended near chance accuracy with its cost no
+    lower than the epoch before's: the book's eta = 100 run, where eta is far
+    too large.  (Too small an eta starts near chance too, but its cost falls.)"""
+    if len(history) < 2:
         return False
-    last = history[-1]
+    last, before = history[-1], history[-2]
     name = "validation" if "validation_accuracy" in last else "test"
     if f"{name}_accuracy" not in last or last[f"{name}_accuracy"] > 1.5 / n_out:
         return False
-    return len(history) == 1 or last[f"{name}_cost"] >= history[-2][f"{name}_cost"]
+    return last[f"{name}_cost"] >= 0.99 * before[f"{name}_cost"]
