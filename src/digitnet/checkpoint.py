@@ -239,7 +239,7 @@ def load_run(path, device="auto"):
         state = json.loads(_text(arrays, "state"))
         s = state["settings"]
         run = Run(net, s["mini_batch_size"], s["eta"], s["lmbda"], s["momentum"],
-                  s["patience"], s["eta_decay"], s["engine"])
+                  s["patience"], s["eta_decay"], s["engine"], s.get("augment", False))
         run.epoch, run.eta, run.since = int(state["epoch"]), float(state["eta"]), int(state["since"])
         run.ended, run.history = state["ended"], list(state["history"])
         net.seed = state["seed"]

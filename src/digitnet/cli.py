@@ -30,7 +30,7 @@ DEFAULTS = {"sizes": [data.N_PIXELS, 30, data.N_CLASSES], "epochs": 30, "batch_s
             "eta": 3.0, "engine": "batched", "dtype": "float32", "seed": 0,
             "dataset": "mnist", "cost": None, "activation": "sigmoid", "init": "large",
             "dropout": 0.0, "lmbda": 0.0, "momentum": 0.0, "expand": False,
-            "patience": None, "eta_decay": None, "monitor_training": False}
+            "patience": None, "eta_decay": None, "monitor_training": False, "augment": False}
 ARCHITECTURE = ("layers", "cost", "activation", "init", "dropout")
 # What a resumed run may change: where its results go and what it runs on.
 RESUMABLE = ("epochs", "save", "metrics", "checkpoint", "device", "data_dir", "resume")
@@ -90,6 +90,9 @@ def build_parser():
          help="with --patience: halve eta instead, and stop once it has fallen by FACTOR")
     flag("--monitor-training", group=opt, action="store_true",
          help="also measure cost and accuracy on the training data each epoch")
+    flag("--augment", group=opt, action="store_true",
+         help="distort every mini-batch afresh: rotation, scale, shear, shift, elastic "
+              "distortion, stroke thickness and blur (reads more people's handwriting)")
 
     e = sub.add_parser("evaluate", help="test accuracy of a saved network")
     e.add_argument("model")
@@ -167,7 +170,7 @@ def new_run(args, xp, classes):
     if classes != data.CLASSES["mnist"]:
         net.classes = list(classes)
     run = training.Run(net, args.batch_size, args.eta, args.lmbda, args.momentum,
-                       args.patience, args.eta_decay, args.engine)
+                       args.patience, args.eta_decay, args.engine, args.augment)
     return run
 
 

@@ -16,7 +16,9 @@ layers on the quadratic cost, no dropout, L2 or momentum) a step takes the
 fast path of batched.py, whose arithmetic is the same in another order.
 """
 
-from . import backend
+import math
+
+from . import augment, backend
 from .batched import FastBatched
 
 ENGINES = ("batched", "per-example")
@@ -89,18 +91,22 @@ def fast_sizes(net):
 
 
 def stepper(net, rows, labels, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
-            engine="batched", velocities=None):
+            engine="batched", velocities=None, augmented=False):
     """(begin, step, end) for one pass over device data (training.to_device).
 
-    step(idx) trains on the examples `idx`; begin() and end() bracket a
-    pass (the fast path works on its own copy of the parameters and hands
-    them back at the end).
+    step(idx) trains on the examples `idx`, each freshly distorted (augment.py)
+    when `augmented`; begin() and end() bracket a pass (the fast path works
+    on its own copy of the parameters and hands them back at the end).
     """
     xp, n = net.xp, rows.shape[0]
     m = int(mini_batch_size)
     sizes = fast_sizes(net)
+    side = math.isqrt(net.n_in)
+    if augmented and side * side != net.n_in:
+        raise ValueError(f"augmentation needs square pictures, and the network takes "
+                         f"{net.n_in} inputs")
     if (engine == "batched" and backend.has_out(xp) and sizes is not None
-            and not lmbda and not momentum):
+            and not lmbda and not momentum and not augmented):
         fast = FastBatched(net, sizes, rows, labels, m)
         ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
 
@@ -113,6 +119,8 @@ def stepper(net, rows, labels, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
 
     def step(idx):
         x = xp.take(rows, idx, axis=0).T
+        if augmented:
+            x = augment.augment(xp, x, augment.draw(net.rng, x.shape[1]), side)
         y = one_hot(xp, xp.take(labels, idx), eye)
         masks = net.dropout_masks(x.shape[1]) if net.dropout else None
         nabla_b, nabla_w = gradient(net, x, y, masks)

@@ -32,7 +32,7 @@ def whole(value, low):
 
 
 def check_options(mini_batch_size, eta, lmbda=0.0, momentum=0.0, patience=None,
-                  eta_decay=None, engine="batched"):
+                  eta_decay=None, engine="batched", augment=False):
     """Reject values that would train nothing or train wrongly, saying why."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: choose from {', '.join(ENGINES)}")
@@ -48,6 +48,8 @@ def check_options(mini_batch_size, eta, lmbda=0.0, momentum=0.0, patience=None,
         raise ValueError(f"patience must be a whole number >= 1, got {patience}")
     if eta_decay is not None and not (eta_decay > 1 and patience is not None):
         raise ValueError("eta_decay needs patience, and must be > 1 (e.g. 128)")
+    if augment not in (True, False):
+        raise ValueError(f"augment must be True or False, got {augment!r}")
 
 
 def to_device(net, data):
@@ -116,12 +118,14 @@ class Run:
     """One training run of `net`: its settings and where it has got to."""
 
     def __init__(self, net, mini_batch_size, eta, lmbda=0.0, momentum=0.0, patience=None,
-                 eta_decay=None, engine="batched"):
-        check_options(mini_batch_size, eta, lmbda, momentum, patience, eta_decay, engine)
+                 eta_decay=None, engine="batched", augment=False):
+        check_options(mini_batch_size, eta, lmbda, momentum, patience, eta_decay, engine,
+                      augment)
         self.net = net
         self.settings = {"mini_batch_size": int(mini_batch_size), "eta": float(eta),
                          "lmbda": float(lmbda), "momentum": float(momentum),
-                         "patience": patience, "eta_decay": eta_decay, "engine": engine}
+                         "patience": patience, "eta_decay": eta_decay, "engine": engine,
+                         "augment": bool(augment)}
         self.epoch = 0          # epochs finished
         self.eta = float(eta)   # the schedule halves it
         self.since = 0          # epochs since the best validation accuracy
@@ -165,7 +169,8 @@ def run_epoch(run, rows, labels, progress=None, stop=None):
     net, s = run.net, run.settings
     xp, n, m = net.xp, rows.shape[0], s["mini_batch_size"]
     begin, step, end = engines.stepper(net, rows, labels, m, run.eta, s["lmbda"],
-                                       s["momentum"], s["engine"], run.velocities)
+                                       s["momentum"], s["engine"], run.velocities,
+                                       s["augment"])
     order = xp.asarray(net.rng.permutation(n))
     batches = range(0, n, m)
     if progress is not None:
@@ -274,7 +279,7 @@ def fit(run, training_data, epochs, validation_data=None, test_data=None,
 
 def sgd(net, training_data, epochs, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
         validation_data=None, test_data=None, monitor_training=False, patience=None,
-        eta_decay=None, engine="batched", progress=None, on_epoch=None):
+        eta_decay=None, engine="batched", progress=None, on_epoch=None, augment=False):
     """Train `net` by mini-batch SGD and return one record per epoch.
 
     Each record has the epoch, eta, its training seconds, the wall seconds
@@ -287,9 +292,10 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, lmbda=0.0, momentum=0.
     by that factor.  With validation data, the network ends with the
     weights of its best validation epoch.  `progress(batches, epoch)` may
     wrap the mini-batch loop (a progress bar); `on_epoch(record)` is called
-    after each epoch.
+    after each epoch.  `augment` distorts every mini-batch afresh (augment.py).
     """
-    run = Run(net, mini_batch_size, eta, lmbda, momentum, patience, eta_decay, engine)
+    run = Run(net, mini_batch_size, eta, lmbda, momentum, patience, eta_decay, engine,
+              augment)
     fit(run, training_data, epochs, validation_data, test_data, monitor_training, progress,
         (lambda record, run: on_epoch(record)) if on_epoch else None)
     return run.history
