@@ -70,10 +70,6 @@ def test_gpu_without_cupy_is_a_clear_error():
         backend.namespace("gpu")
 
 
-def test_the_old_private_name_still_works():
-    assert backend.cupy_or_reason is backend.cupy_or_reason
-
-
 def test_a_usable_cupy_is_chosen_and_probed_once(monkeypatch, capsys):
     cupy = fake_cupy(monkeypatch)
     assert fallback(capsys) == (cupy, [])

@@ -158,7 +158,3 @@ def quiet_overflow(xp):
     if xp is np:
         return np.errstate(over="ignore", invalid="ignore")
     return contextlib.nullcontext()
-
-
-# The old private name, until every caller uses cupy_or_reason.
-_cupy_or_reason = cupy_or_reason
