@@ -4,6 +4,11 @@ Any test that uses the real files (fixtures named below) is marked
 `realdata`.  With DIGITNET_REQUIRE_REAL_DATA=1 (set by .ci/run) the session
 fails when such a test was skipped or none ran, so CI can never pass
 without having trained on the real MNIST.
+
+The browser guard does the same for tests marked `browser` (the page of
+`digitnet serve` in a real Chromium): with DIGITNET_REQUIRE_BROWSER=1 (set
+by .ci/run) a skipped browser test fails the session, so CI cannot pass
+without having drawn on the page.
 """
 
 import os
@@ -21,6 +26,11 @@ REAL_DATA_FIXTURES = {"mnist", "mnist_dir", "mnist_slice", "fashion_dir"}
 # without one, and benchmarks under --benchmark-skip.  Every other skip of a
 # real-data test counts as missing data, whatever its message says.
 _may_skip = set()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives the serve page in headless Chromium; "
+                                       "CI (DIGITNET_REQUIRE_BROWSER=1) fails if these are skipped")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,6 +66,7 @@ def mnist(mnist_dir):
 
 
 _realdata = {"passed": 0, "skipped": 0}
+_browser = {"passed": 0, "skipped": 0}
 
 
 def pytest_runtest_logreport(report):
@@ -64,10 +75,22 @@ def pytest_runtest_logreport(report):
             _realdata["skipped"] += 1
         elif report.passed:
             _realdata["passed"] += 1
+    if "browser" in report.keywords and (report.when == "call" or report.skipped):
+        if report.skipped:
+            _browser["skipped"] += 1
+        elif report.passed:
+            _browser["passed"] += 1
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if os.environ.get("DIGITNET_REQUIRE_REAL_DATA") != "1" or exitstatus != 0:
+    if exitstatus != 0:
+        return
+    if os.environ.get("DIGITNET_REQUIRE_BROWSER") == "1" and _browser["skipped"]:
+        # Only skips count: runs without the browser tests (benchmarks, -k) pass.
+        print(f"\nbrowser tests: {_browser['passed']} passed, {_browser['skipped']} "
+              "skipped; DIGITNET_REQUIRE_BROWSER=1 requires none skipped")
+        session.exitstatus = 1
+    if os.environ.get("DIGITNET_REQUIRE_REAL_DATA") != "1":
         return
     if _realdata["skipped"] or not _realdata["passed"]:
         print(f"\nreal-data tests: {_realdata['passed']} passed, {_realdata['skipped']} "

@@ -1,0 +1,396 @@
+"""`digitnet serve`: a local web page to write digits on, and its JSON API.
+
+Seeing a network answer your own handwriting, stroke by stroke, teaches
+more about what it learned than any accuracy figure: it shows which strokes
+tip a 7 into a 1, and what the 28x28 picture it actually reads looks like.
+The page only draws; every prediction is made here, by `imaging.predict`,
+the same code path as `digitnet predict`, so the page can never disagree
+with the command line.
+
+The server is the standard library's threaded HTTP server: one thread per
+connection, so a slow or hostile client holds only its own thread.  Every
+request is checked before any work: only the page's own files (read once,
+at start, into a fixed table: no path from a request ever reaches the file
+system), bodies only up to MAX_BODY bytes (refused by their Content-Length,
+never read), pictures only up to MAX_PIXELS, and at most PARALLEL
+predictions at a time, so memory stays bounded whatever arrives.
+
+    GET  /api/model             the model: description, classes, output kind,
+                                test accuracy (null, with test_error, without data)
+    POST /api/predict           a PNG or JPEG body, or JSON {"pixels": [[...], ...]}:
+                                one item of `digitnet predict --json`, plus "input"
+    GET  /api/sample?wrong=1    a random test digit the network gets wrong
+                                (wrong=0: right): pixels, label, prediction
+"""
+
+import io
+import json
+import os
+import random
+import socket
+import sys
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from . import backend, data, imaging, training
+from .extras import require
+
+STATIC = Path(__file__).resolve().parent / "static"
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+# A phone photo is 2-5 MB as JPEG; a canvas PNG is a few kB.
+MAX_BODY = 4 * 1024 * 1024
+# Decoding costs ~40 bytes a pixel on the way to the 28x28 input (RGBA, then
+# float64 copies); 24 megapixels (a 6000x4000 camera) is about 1 GB.
+MAX_PIXELS = 24_000_000
+# Predictions running at once: the rest wait their turn, so twenty clients
+# uploading photos cannot hold twenty decoded photos in memory together.
+PARALLEL = max(2, os.cpu_count() or 2)
+# Seconds a client may take to send its request: a stalled one frees its thread.
+TIMEOUT = 20
+MAGIC = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",)}
+# The page may run only its own scripts and styles (nothing from elsewhere),
+# and draw pictures it made itself (data: and blob: URLs).
+SECURITY = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                                       "object-src 'none'; base-uri 'none'; "
+                                       "frame-ancestors 'none'; form-action 'none'",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+            "Cross-Origin-Resource-Policy": "same-origin"}
+
+
+class HTTPError(Exception):
+    """A request we refuse: its status and one line saying why."""
+
+    def __init__(self, status, message, headers=None):
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
+
+
+def static_files(folder=STATIC):
+    """{"/name": (content type, bytes)} for the page's files, read once.
+
+    A fixed table, not a folder: a request path is only ever a key, so `..`,
+    `%2e%2e`, absolute paths or links cannot reach any other file.
+    """
+    table = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix in TYPES:
+            table["/" + path.name] = (TYPES[path.suffix], path.read_bytes())
+    if "/index.html" not in table:
+        raise RuntimeError(f"{folder}: the page's files are missing (a broken install?)")
+    table["/"] = table["/index.html"]
+    return table
+
+
+class App:
+    """The one model the server shows, and what it knows about it.
+
+    The test set's predictions are computed once, on first need (or by
+    `start` in the background): the sample button and the accuracy read
+    them, and without data the rest of the page still works.
+    """
+
+    def __init__(self, net, name="model", dataset="mnist", data_dir=None, seed=None):
+        self.net, self.name = net, name
+        self.classes = imaging.class_names(net, dataset)
+        # The data that matches the model's classes, whatever --dataset says.
+        self.dataset = next((d for d, c in data.CLASSES.items() if c == self.classes), dataset)
+        self.data_dir = data_dir
+        self.rng = random.Random(seed)
+        self.slots = threading.BoundedSemaphore(PARALLEL)
+        self._lock = threading.Lock()
+        self._evaluation = None
+
+    def evaluation(self):
+        """(test set, outputs (n, 10), predicted (n,)), or a one-line error string."""
+        with self._lock:
+            if self._evaluation is None:
+                self._evaluation = self._evaluate()
+            return self._evaluation
+
+    def start(self, notice=None):
+        """Evaluate in the background, so the first visitor need not wait;
+        `notice(line)` hears when there is no test set."""
+        def run():
+            found = self.evaluation()
+            if isinstance(found, str) and notice:
+                notice(f"digitnet: notice: {found}; the page works without it")
+        threading.Thread(target=run, daemon=True).start()
+
+    def _evaluate(self):
+        directory = data.data_root(self.data_dir) / self.dataset
+        try:  # the test split only: serving needs no 50,000 training images
+            test = data.read_split(directory, "t10k", data.CLASSES[self.dataset])
+        except (data.DataError, OSError) as exc:
+            return (f"no {self.dataset} test set ({str(exc).splitlines()[0]}); "
+                    f"`digitnet download --dataset {self.dataset}` fetches it")
+        chunk, outputs = training.chunk_size(self.net), []
+        for k in range(0, len(test), chunk):
+            outputs.append(backend.to_numpy(self.net.feedforward(test.images[:, k:k + chunk])).T)
+        outputs = np.concatenate(outputs).astype(np.float64)
+        return test, outputs, np.argmax(outputs, axis=1)
+
+    def describe(self):
+        """GET /api/model."""
+        net, found = self.net, self.evaluation()
+        info = {"name": self.name, "description": net.describe(), "config": net.config(),
+                "dataset": self.dataset, "classes": list(self.classes), "output": net.output,
+                "device": backend.describe(net.xp)}
+        if isinstance(found, str):
+            info.update(test_accuracy=None, test_error=found)
+        else:
+            test, _, predicted = found
+            correct = int(np.count_nonzero(predicted == test.labels))
+            info.update(test_accuracy=correct / len(test), test_correct=correct,
+                        test_total=len(test))
+        return info
+
+    def predict(self, source):
+        """One picture (bytes or a 2-D array) through imaging.predict."""
+        with self.slots:
+            result = imaging.predict(self.net, [source], self.dataset, with_input=True)[0]
+        if "error" in result:
+            message, prefix = result["error"], result["path"] + ": "
+            raise HTTPError(400, message[len(prefix):] if message.startswith(prefix) else message)
+        # float32 values print as 0.10559999942779541: half the answer's bytes
+        result["input"] = [[round(v, 4) for v in row] for row in result["input"]]
+        return result
+
+    def sample(self, wrong):
+        """GET /api/sample: a random test digit the network gets wrong (or right)."""
+        found = self.evaluation()
+        if isinstance(found, str):
+            raise HTTPError(503, found)
+        test, outputs, predicted = found
+        pool = np.flatnonzero((predicted != test.labels) == wrong)
+        if not pool.size:
+            raise HTTPError(404, f"the network gets no test digit {'wrong' if wrong else 'right'}")
+        i = int(pool[self.rng.randrange(pool.size)])
+        k, label = int(predicted[i]), int(test.labels[i])
+        pixels = test.images[:, i].reshape(28, 28).astype(np.float64)
+        return {"index": i, "wrong": bool(k != label), "label": label,
+                "label_name": self.classes[label], "pixels": np.round(pixels, 4).tolist(),
+                "prediction": {"digit": k, "label": self.classes[k],
+                               "outputs": [round(float(v), 6) for v in outputs[i]]}}
+
+
+def picture(body, kind):
+    """A PNG or JPEG body, checked before anything decodes it: its first
+    bytes must say what its Content-Type says (no other Pillow decoder is
+    reachable from the network), and its header's size must be sane."""
+    if not body.startswith(MAGIC[kind]):
+        raise HTTPError(400, f"the body is not a {kind.split('/')[1].upper()} picture")
+    Image = require("PIL.Image", "image", "digitnet serve")
+    try:
+        with Image.open(io.BytesIO(body)) as img:  # reads the header only
+            width, height = img.size
+    except Image.DecompressionBombError:
+        raise HTTPError(413, "picture too large (a decompression bomb?)") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is the picture's fault
+        raise HTTPError(400, f"damaged picture ({type(exc).__name__})") from None
+    if width * height > MAX_PIXELS:
+        raise HTTPError(413, f"picture too large: {width}x{height} pixels, at most "
+                             f"{MAX_PIXELS // 1_000_000} megapixels")
+    return body
+
+
+def pixels(body):
+    """JSON {"pixels": [[...], ...]} as a 2-D float array (imaging checks the rest)."""
+    try:
+        obj = json.loads(body)
+    except UnicodeDecodeError:
+        raise HTTPError(400, "the JSON body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise HTTPError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} "
+                             f"column {exc.colno}") from None
+    except RecursionError:
+        raise HTTPError(400, "malformed JSON: nested too deeply") from None
+    if not isinstance(obj, dict) or "pixels" not in obj:
+        raise HTTPError(400, 'expected a JSON object {"pixels": [[...], ...]}')
+    try:
+        a = np.asarray(obj["pixels"], dtype=np.float64)
+    except (TypeError, ValueError, RecursionError):
+        raise HTTPError(400, "pixels must be a 2-D array of numbers, rows of equal length") \
+            from None
+    if a.ndim != 2:
+        raise HTTPError(400, f"pixels must be a 2-D array (rows of numbers), got shape {a.shape}")
+    return a
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection: route, check, answer; every error a one-line JSON."""
+
+    server_version = "digitnet"
+    timeout = TIMEOUT
+    error_content_type = "application/json"
+
+    def do_GET(self):
+        self.answer(self.get)
+
+    def do_HEAD(self):
+        self.answer(self.get, head=True)
+
+    def do_POST(self):
+        self.unread = True  # until body() has read it all
+        self.answer(self.post)
+
+    def get(self):
+        url = urlsplit(self.path)
+        app = self.server.app
+        if url.path == "/api/model":
+            return app.describe()
+        if url.path == "/api/sample":
+            query = parse_qs(url.query)
+            value = query.get("wrong", ["0"])[-1]
+            if value not in ("0", "1"):
+                raise HTTPError(400, f"wrong must be 0 or 1, got {value[:20]!r}")
+            return app.sample(value == "1")
+        if url.path == "/api/predict":
+            raise HTTPError(405, "POST a picture to /api/predict", {"Allow": "POST"})
+        if url.path in self.server.files:
+            return self.server.files[url.path]
+        raise HTTPError(404, "not found")
+
+    def post(self):
+        path = urlsplit(self.path).path
+        if path in self.server.files or path in ("/api/model", "/api/sample"):
+            raise HTTPError(405, f"{path} does not take POST", {"Allow": "GET, HEAD"})
+        if path != "/api/predict":
+            raise HTTPError(404, "not found")
+        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind not in MAGIC and kind != "application/json":
+            raise HTTPError(415, "send image/png, image/jpeg or application/json")
+        body = self.body()
+        source = pixels(body) if kind == "application/json" else picture(body, kind)
+        return self.server.app.predict(source)
+
+    def body(self):
+        """The request body, by its Content-Length; a body that is too large
+        is refused by its length alone, before one byte of it is read."""
+        if "Transfer-Encoding" in self.headers:
+            raise HTTPError(411, "send a Content-Length (chunked bodies are not accepted)")
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
+            raise HTTPError(411, "a POST needs a Content-Length")
+        length = lengths[0].strip()
+        if not (length.isascii() and length.isdigit()) or len(set(lengths)) > 1:
+            raise HTTPError(400, f"bad Content-Length {', '.join(lengths)[:40]!r}")
+        length = int(length)
+        if length > MAX_BODY:
+            raise HTTPError(413, f"body of {length} bytes is over the {MAX_BODY} byte limit")
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise ConnectionError("the client closed before sending its body")
+        self.unread = False
+        return body
+
+    def answer(self, route, head=False):
+        """Run `route` and send what it returns: a dict as JSON, or a file."""
+        try:
+            result = route()
+        except HTTPError as exc:
+            return self.send(exc.status, {"error": str(exc)}, head, exc.headers)
+        except (ConnectionError, TimeoutError, socket.timeout):
+            self.close_connection = True
+            return None
+        except MemoryError:
+            return self.send(503, {"error": "out of memory; try a smaller picture"}, head)
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
+            print(f"digitnet: serve: {self.command} {self.path[:80]}: "
+                  f"{type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr, flush=True)
+            return self.send(500, {"error": "internal error (see the server's output)"}, head)
+        return self.send(200, result, head)
+
+    def send(self, status, result, head=False, headers=None):
+        if isinstance(result, tuple):
+            kind, payload = result
+        else:
+            kind = "application/json"
+            payload = (json.dumps(result, separators=(",", ":")) + "\n").encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Cache-Control", "no-store")
+            for key, value in {**SECURITY, **(headers or {})}.items():
+                self.send_header(key, value)
+            if getattr(self, "unread", False):
+                # never parse the rest of a refused body as the next request
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            if not head:
+                self.wfile.write(payload)
+            self.wfile.flush()
+        except (ConnectionError, TimeoutError, socket.timeout):
+            self.close_connection = True
+        if getattr(self, "unread", False):
+            linger(self.connection)
+
+    def send_error(self, code, message=None, explain=None):
+        """The standard library's own refusals (a malformed request line, an
+        unknown method, headers too long) as one-line JSON too."""
+        self.close_connection = True
+        self.request_version = "HTTP/1.0"  # garbage parses as HTTP/0.9, which has no status line
+        reason = message or HTTPStatus(code).phrase
+        self.send(code, {"error": reason.splitlines()[0][:200]}, self.command == "HEAD")
+
+    def version_string(self):  # no Python version for the world to see
+        return self.server_version
+
+    def log_message(self, format, *args):
+        """Quiet: one line per request would bury the server's own lines."""
+
+
+def linger(connection, limit=65536, seconds=0.5):
+    """Read (and drop) a little of what a refused client is still sending,
+    so closing does not reset the connection before it reads our answer."""
+    try:
+        connection.shutdown(socket.SHUT_WR)
+        connection.settimeout(seconds)
+        while limit > 0:
+            chunk = connection.recv(min(limit, 16384))
+            if not chunk:
+                break
+            limit -= len(chunk)
+    except OSError:
+        pass
+
+
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with daemon threads (stopping never waits for a
+    client), a longer listen queue for bursts, and IPv6 when the host is."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, app, host, port):
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.app, self.files = app, static_files()
+        super().__init__((host, port), Handler)
+
+    def handle_error(self, request, client_address):
+        """A connection that failed outside a handler: one line, not a traceback."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)):
+            print(f"digitnet: serve: {client_address[0]}: {type(exc).__name__}: {exc}",
+                  file=sys.stderr, flush=True)
+
+    @property
+    def url(self):
+        host, port = self.server_address[:2]
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
+def start(app, host="127.0.0.1", port=0):
+    """A Server for `app`, serving from a daemon thread: (server, url).
+    For tests and notebooks; `server.shutdown()` stops it."""
+    server = Server(app, host, port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.url

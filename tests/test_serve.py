@@ -1,0 +1,434 @@
+"""`digitnet serve` over loopback: every endpoint, every bad input, path
+traversal, oversized bodies, the command's start-up errors and signals, and
+a bounded load test that quotes its latency.
+
+Servers run in a thread on 127.0.0.1, port 0; the command runs as a real
+`python -m digitnet serve` process where its signals and exits are the point.
+"""
+
+import contextlib
+import http.client
+import io
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitnet import Model, Network, cli, cli_serve, imaging, load, serve
+
+Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed (digitnet[image])")
+ROOT = Path(__file__).resolve().parent.parent
+CONV = "conv:20x5x5,pool:2,conv:40x5x5,pool:2,fc:100,softmax:10"
+
+
+def digit_picture(test, i, fmt="PNG", scale=4):
+    """Test digit i as a picture file's bytes: dark ink on light paper, enlarged."""
+    g = (test.images[:, i].reshape(28, 28) * 255).round().astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(255 - g).resize((28 * scale, 28 * scale)).save(out, fmt)
+    return out.getvalue()
+
+
+def call(url, method="GET", path="/", body=None, headers=None, timeout=30):
+    """(status, headers, body bytes) of one request, sent as given."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        res = conn.getresponse()
+        return res.status, dict(res.getheaders()), res.read()
+    finally:
+        conn.close()
+
+
+def api(url, method="GET", path="/api/model", body=None, kind=None):
+    """(status, decoded JSON); JSON bodies are checked to be one line."""
+    headers = {"Content-Type": kind} if kind else {}
+    if isinstance(body, (dict, list)):
+        body, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
+    status, head, raw = call(url, method, path, body, headers)
+    assert head["Content-Type"] == "application/json"
+    assert raw.endswith(b"\n") and raw.count(b"\n") == 1, raw[:200]
+    return status, json.loads(raw)
+
+
+def raw_request(url, data, wait=5.0):
+    """Send raw bytes; (status line, seconds until it came) of the answer."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as s:
+        started = time.perf_counter()
+        s.sendall(data)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        return answer.split(b"\r\n")[0].decode(), time.perf_counter() - started
+
+
+@pytest.fixture(scope="module")
+def net(trained_model):
+    return load(trained_model, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def url(net, mnist_dir, trained_model):
+    server, address = serve.start(serve.App(net, str(trained_model), data_dir=mnist_dir, seed=0))
+    yield address
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_page_and_its_files_are_served_and_load_nothing_from_elsewhere(url):
+    status, head, page = call(url, path="/")
+    assert status == 200 and head["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'self'" in head["Content-Security-Policy"]
+    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css"),
+                       ("favicon.svg", "image/svg+xml")):
+        assert f'"{name}"'.encode() in page
+        status, head, body = call(url, path=f"/{name}?v=1")
+        assert status == 200 and head["Content-Type"].startswith(kind) and body
+    for path in serve.STATIC.iterdir():  # offline: no URL to any other host
+        text = path.read_text()
+        assert "://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', ""), path
+    status, head, body = call(url, "HEAD", "/")
+    assert status == 200 and body == b"" and int(head["Content-Length"]) == len(page)
+
+
+def test_model_describes_the_network_and_its_test_accuracy(url, net, mnist):
+    status, info = api(url)
+    assert status == 200
+    assert info["description"] == "[784, 30, 10]" and info["config"] == net.config()
+    assert info["classes"] == [str(d) for d in range(10)] and info["output"] == "sigmoid"
+    assert info["dataset"] == "mnist"
+    assert info["test_correct"] == net.evaluate(mnist[2]) and info["test_total"] == 10000
+    assert info["test_accuracy"] == info["test_correct"] / 10000 > 0.8
+
+
+@pytest.mark.parametrize("fmt,kind", [("PNG", "image/png"), ("JPEG", "image/jpeg")])
+def test_predict_a_picture_is_predict_json_plus_input(url, net, mnist, fmt, kind):
+    _, _, test = mnist
+    for i in range(5):
+        picture = digit_picture(test, i, fmt)
+        status, got = api(url, "POST", "/api/predict", picture, kind)
+        want = imaging.predict(net, [picture], with_input=True)[0]
+        assert status == 200 and set(got) == set(want) >= {"path", "digit", "label", "outputs",
+                                                           "input"}
+        assert {k: v for k, v in got.items() if k != "input"} == \
+            {k: v for k, v in want.items() if k != "input"}
+        assert np.allclose(got["input"], want["input"], atol=1e-4)
+        assert np.array(got["input"]).shape == (28, 28)
+
+
+def test_predict_pixels_of_any_size(url, net, mnist):
+    _, _, test = mnist
+    grey = test.images[:, 7].reshape(28, 28).astype(np.float64)
+    big = np.kron(255 - np.round(grey * 255), np.ones((3, 2)))  # 84x56, 0-255, dark ink
+    for pixels in (grey, big):
+        status, got = api(url, "POST", "/api/predict", {"pixels": pixels.tolist()})
+        want = imaging.predict(net, [pixels], with_input=True)[0]
+        assert status == 200 and got["digit"] == want["digit"] and got["outputs"] == want["outputs"]
+    assert got["digit"] == test.labels[7]
+
+
+def test_sample_is_a_random_test_digit_it_gets_wrong_or_right(url, net, mnist):
+    _, _, test = mnist
+    seen = set()
+    for wrong in (1, 0, 1, 0, 1):
+        status, s = api(url, path=f"/api/sample?wrong={wrong}")
+        assert status == 200 and s["wrong"] == bool(wrong)
+        column = test.images[:, s["index"]]
+        out = net.feedforward(column[:, None])[:, 0]
+        assert s["label"] == test.labels[s["index"]] and s["label_name"] == str(s["label"])
+        assert s["prediction"]["digit"] == int(np.argmax(out))
+        assert (s["prediction"]["digit"] != s["label"]) == bool(wrong)
+        assert np.allclose(s["prediction"]["outputs"], out, atol=1e-5)
+        assert np.allclose(np.array(s["pixels"]).ravel(), column, atol=1e-4)
+        seen.add(s["index"])
+    assert len(seen) > 2  # random, not always the first one
+    assert api(url, path="/api/sample?wrong=yes") == (400, {"error": "wrong must be 0 or 1, got 'yes'"})
+
+
+def test_without_data_sample_is_503_and_the_rest_works(net, mnist, tmp_path):
+    server, url = serve.start(serve.App(net, data_dir=tmp_path))
+    try:
+        status, body = api(url, path="/api/sample?wrong=1")
+        assert status == 503 and set(body) == {"error"} and "digitnet download" in body["error"]
+        status, info = api(url)
+        assert status == 200 and info["test_accuracy"] is None and info["test_error"] == body["error"]
+        status, got = api(url, "POST", "/api/predict", digit_picture(mnist[2], 0), "image/png")
+        assert status == 200 and got["digit"] == imaging.predict(
+            net, [digit_picture(mnist[2], 0)])[0]["digit"]
+    finally:
+        server.shutdown()
+
+
+def white_png():
+    out = io.BytesIO()
+    Image.new("L", (60, 60), 255).save(out, "PNG")
+    return out.getvalue()
+
+
+# The checks the server makes itself: the words its one-line error must hold.
+BAD = {
+    "malformed JSON": (b'{"pixels": [[0, 1]', "application/json", "malformed JSON"),
+    "JSON not an object": (b"[[0, 1], [1, 0]]", "application/json", "expected a JSON object"),
+    "no pixels": (b'{"pixel": [[1]]}', "application/json", "expected a JSON object"),
+    "ragged rows": (b'{"pixels": [[0, 1], [1]]}', "application/json", "rows of equal length"),
+    "strings": (b'{"pixels": [["a", "b"]]}', "application/json", "2-D array of numbers"),
+    "1-D": (b'{"pixels": [0, 1, 0]}', "application/json", "got shape (3,)"),
+    "3-D": (b'{"pixels": [[[0, 1]]]}', "application/json", "got shape (1, 1, 2)"),
+    "nested too deeply": (b'{"pixels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                          "application/json", "nested too deeply"),
+    "not UTF-8": (b'{"pixels": "\xff\xfe"}', "application/json", "UTF-8"),
+    "not a PNG": (b"hello, this is text", "image/png", "not a PNG"),
+    "a PNG sent as JPEG": (None, "image/jpeg", "not a JPEG"),
+    "damaged PNG": (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "image/png", "damaged"),
+}
+# The ones imaging.predict makes: the server must answer with its message.
+BAD_FOR_IMAGING = {
+    "empty rows": [[]], "NaN": [[0, float("nan")], [1, 0]], "negative": [[0, -1], [1, 0]],
+    "blank pixels": [[0] * 9] * 9, "blank picture": None,
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_400_with_one_line_json(url, case):
+    body, kind, says = BAD[case]
+    body = white_png() if body is None else body
+    status, answer = api(url, "POST", "/api/predict", body, kind)
+    assert status == 400 and set(answer) == {"error"}, answer
+    assert says in answer["error"] and "\n" not in answer["error"]
+
+
+@pytest.mark.parametrize("case", list(BAD_FOR_IMAGING))
+def test_what_imaging_refuses_is_400_with_its_message(url, net, case):
+    pixels = BAD_FOR_IMAGING[case]
+    if pixels is None:
+        status, answer = api(url, "POST", "/api/predict", white_png(), "image/png")
+        source = white_png()
+    else:
+        status, answer = api(url, "POST", "/api/predict", {"pixels": pixels})
+        source = np.array(pixels, dtype=np.float64)
+    want = imaging.predict(net, [source])[0]
+    assert status == 400 and set(answer) == {"error"} and "\n" not in answer["error"]
+    assert want["error"] == f"{want['path']}: {answer['error']}"
+    if case.startswith("blank"):
+        assert "blank" in answer["error"]
+
+
+def test_other_requests_get_the_right_refusal(url):
+    assert api(url, "POST", "/api/predict", b"GIF89a", "image/gif")[0] == 415
+    assert api(url, "POST", "/api/predict", b"{}", "text/plain")[0] == 415
+    assert api(url, path="/api/predict")[0] == 405
+    assert api(url, "POST", "/api/model", b"{}", "application/json")[0] == 405
+    assert api(url, "POST", "/nowhere", b"{}", "application/json")[0] == 404
+    assert api(url, "PUT", "/", b"x", "text/plain")[0] == 501
+    status, info = api(url, "DELETE", "/api/model")
+    assert status == 501 and set(info) == {"error"}
+
+
+TRAVERSALS = ["/../serve.py", "/%2e%2e/serve.py", "/%2e%2e%2fserve.py", "/..%2f..%2fetc%2fpasswd",
+              "/static/../serve.py", "/app.js/../../serve.py", "//etc/passwd", "/etc/passwd",
+              "/serve.py", "/static/app.js", "/./app.js", "/app.js%00.html", "/%2fetc%2fpasswd",
+              "/....//....//etc/passwd", "/..\\serve.py", "/%252e%252e/serve.py",
+              "http://127.0.0.1/etc/passwd", "/" + str(serve.STATIC / "app.js")]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+def test_nothing_outside_the_page_is_readable(url, path):
+    status, head, body = call(url, path=path)
+    assert status == 404 and json.loads(body) == {"error": "not found"}
+    assert b"root:" not in body and b"import" not in body
+
+
+def test_a_huge_body_gets_413_at_once_unread(url):
+    """Content-Length says 10 GB, 5 bytes follow: the answer comes before
+    the body could ever have been read."""
+    head = (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Content-Length: %d\r\n\r\nhello")
+    line, seconds = raw_request(url, head % 10_000_000_000)
+    assert line.endswith("413 Request Entity Too Large") and seconds < 1.0, (line, seconds)
+    line, _ = raw_request(url, head % (serve.MAX_BODY + 1))
+    assert "413" in line
+    # a small file that claims a huge picture is refused from its header
+    out = io.BytesIO()
+    Image.new("1", (6000, 5000)).save(out, "PNG")
+    status, answer = api(url, "POST", "/api/predict", out.getvalue(), "image/png")
+    assert status == 413 and "6000x5000" in answer["error"]
+
+
+@pytest.mark.parametrize("headers,code", [
+    (b"", "411"), (b"Transfer-Encoding: chunked\r\n", "411"),
+    (b"Content-Length: abc\r\n", "400"), (b"Content-Length: -5\r\n", "400"),
+    (b"Content-Length: \xb2\r\n", "400"),  # a superscript 2: isdigit() but not int()
+    (b"Content-Length: 5\r\nContent-Length: 50\r\n", "400")])
+def test_post_without_a_usable_length(url, headers, code):
+    line, _ = raw_request(url, b"POST /api/predict HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Type: image/png\r\n" + headers + b"\r\n")
+    assert line.split()[1] == code, line
+
+
+def test_stalled_and_garbled_clients_do_not_slow_the_others(url, mnist):
+    stalled = []
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    for data in (b"POST /api/predict HTTP/1.1\r\nContent-Type: image/png\r\n"
+                 b"Content-Length: 4000\r\n\r\n\x89PNG",  # a body that never comes
+                 b"GET / HTTP/1.1\r\nHost: x\r\n",        # headers that never end
+                 b"GE"):
+        s = socket.create_connection((host, int(port)))
+        s.sendall(data)
+        stalled.append(s)
+    assert raw_request(url, b"\x16\x03\x01 garbage\r\n\r\n")[0].split()[1] == "400"
+    picture = digit_picture(mnist[2], 3)
+    started = time.perf_counter()
+    for _ in range(10):
+        assert api(url, "POST", "/api/predict", picture, "image/png")[0] == 200
+    assert time.perf_counter() - started < 5
+    for s in stalled:
+        s.close()
+
+
+def load_test(url, pictures, want, clients=20, requests=500):
+    """All `requests` answered correctly by `clients` at once; (median, p99) ms."""
+    def one(i):
+        started = time.perf_counter()
+        status, got = api(url, "POST", "/api/predict", pictures[i % len(pictures)], "image/png")
+        return time.perf_counter() - started, status, got.get("digit")
+
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(one, range(requests)))
+    assert [(status, digit) for _, status, digit in results] == \
+        [(200, want[i % len(pictures)]) for i in range(requests)]
+    ms = sorted(1000 * r[0] for r in results)
+    return statistics.median(ms), ms[int(0.99 * len(ms)) - 1]
+
+
+@pytest.mark.parametrize("kind", ["chapter-1", "conv"])
+def test_load_500_predictions_from_20_clients(trained_model, mnist, kind, tmp_path, capsys):
+    """A real `digitnet serve` process (the clients run here, apart from it)
+    answers them all with imaging.predict's digits; latency is quoted."""
+    from digitnet import save
+    _, _, test = mnist
+    path = trained_model
+    if kind == "conv":
+        path = tmp_path / "conv.npz"
+        save(Model(CONV, activation="relu", init="scaled", seed=0, device="cpu"), path)
+    network = load(path, device="cpu")
+    pictures = [digit_picture(test, i) for i in range(100)]
+    want = [r["digit"] for r in imaging.predict(network, pictures)]
+    with serving(path, "--data-dir", tmp_path / "no-data") as url:
+        alone, _ = load_test(url, pictures, want, clients=1, requests=100)
+        started = time.perf_counter()
+        median, p99 = load_test(url, pictures, want)
+        seconds = time.perf_counter() - started
+    with capsys.disabled():
+        print(f"\n  serve load, {kind} {network.describe()}: 500 PNG predictions from 20 "
+              f"clients in {seconds:.1f}s, latency median {median:.1f} ms, p99 {p99:.1f} ms "
+              f"(one client alone: median {alone:.1f} ms)")
+    assert p99 < 10_000
+
+
+# ---- the command ------------------------------------------------------------
+
+def serve_process(*args):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "digitnet", "serve", *map(str, args)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+@contextlib.contextmanager
+def serving(model, *args):
+    """A `digitnet serve` process on a free port: its address, then Ctrl-C."""
+    proc = serve_process(model, "--port", 0, "--device", "cpu", *args)
+    try:
+        line = proc.stdout.readline()
+        assert " at http://127.0.0.1:" in line, (line, proc.stderr.read())
+        yield line.split(" at ")[1].split()[0]
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+        assert proc.returncode == 0
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize("sig,name", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
+def test_the_command_serves_until_a_signal_then_exits_0(trained_model, mnist_dir, sig, name):
+    proc = serve_process(trained_model, "--port", 0, "--device", "cpu", "--data-dir", mnist_dir)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving [784, 30, 10] from ") and "http://127.0.0.1:" in line
+        address = line.split(" at ")[1].split()[0]
+        status, info = api(address)
+        assert status == 200 and info["test_accuracy"] > 0.8
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and out == ""
+    assert err == f"digitnet: {name}: server stopped\n"
+
+
+def test_a_port_in_use_is_one_line_before_anything_is_served(trained_model):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        proc = serve_process(trained_model, "--port", busy.getsockname()[1], "--device", "cpu")
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("digitnet: error: cannot listen on 127.0.0.1:")
+    assert "in use" in err
+
+
+@pytest.mark.parametrize("content", [None, b"not a model", b"PK\x03\x04broken zip"])
+def test_a_bad_model_file_is_one_line_and_exit_1(tmp_path, content, capsys):
+    path = tmp_path / "model.npz"
+    if content is not None:
+        path.write_bytes(content)
+    assert cli.main(["serve", str(path), "--port", "0", "--device", "cpu"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("digitnet: error: ")
+    assert str(path) in err
+
+
+def test_bad_arguments_are_one_line_and_exit_2(trained_model, capsys):
+    for bad in (["--port", "70000"], ["--port", "http"], ["--dataset", "cifar"]):
+        with pytest.raises(SystemExit) as exit:
+            cli.main(["serve", str(trained_model), *bad])
+        assert exit.value.code == 2
+        assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_listening_beyond_this_machine_warns():
+    for host in ("0.0.0.0", "::", "192.168.1.5", "example.org"):
+        assert "anyone who can reach this machine" in cli_serve.exposure_warning(host)
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert cli_serve.exposure_warning(host) is None
+
+
+def test_a_fashion_model_answers_with_class_names(tmp_path):
+    net = Network([784, 10, 10], seed=0, device="cpu")
+    net.classes = list(imaging.CLASSES["fashion-mnist"])
+    server, url = serve.start(serve.App(net, data_dir=tmp_path))
+    try:
+        status, info = api(url)
+        assert info["dataset"] == "fashion-mnist" and info["classes"][9] == "Ankle boot"
+        shoe = np.zeros((40, 40))
+        shoe[25:35, 5:35], shoe[15:25, 25:35] = 1, 1
+        status, got = api(url, "POST", "/api/predict", {"pixels": shoe.tolist()})
+        assert status == 200 and got["label"] == info["classes"][got["digit"]]
+        assert got == {**imaging.predict(net, [shoe], "fashion-mnist", with_input=True)[0],
+                       "input": got["input"]}
+    finally:
+        server.shutdown()
