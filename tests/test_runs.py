@@ -207,3 +207,12 @@ def test_train_help_shows_every_default(capsys):
                     "(default: mnist)", "(default: sigmoid)", "(default: large)",
                     "L2 regularization (default: 0.0)", "(default: quadratic"):
         assert default in out, default
+
+
+def test_a_mini_batch_larger_than_the_training_set_is_refused(mnist_dir, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--batch-size", "50001", "--data-dir", str(mnist_dir)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err == ("digitnet: error: --batch-size: 50001 is larger than the 50000 training "
+                   "examples\n")
