@@ -15,7 +15,8 @@ def add_commands(sub):
     """Add predict, plot, perceptron and info to the `digitnet` subparsers."""
     p = sub.add_parser("predict", help="predict the digit in your own pictures (PNG, JPEG)")
     p.add_argument("model", help="a saved network (.npz)")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="picture files (PNG, JPEG, ...); - reads one from standard input")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     p.add_argument("--dataset", choices=data.DATASETS, default="mnist",
                    help="class names and preprocessing, when the model does not say")
@@ -67,14 +68,21 @@ def _out(p, run):
 def cmd_predict(args, parser):
     from . import imaging
     from .extras import require
+    if args.images.count("-") > 1:
+        parser.error("- (standard input) can be given only once")
     require("PIL", "image", "digitnet predict")  # before loading anything
     net = load_network(args.model, args.device)
-    results = imaging.predict(net, args.images, dataset=args.dataset)
+    stdin = imaging.Piped(getattr(sys.stdin, "buffer", None), "<stdin>")
+    sources = [stdin if name == "-" else name for name in args.images]
+    results = imaging.predict(net, sources, dataset=args.dataset)
     softmax = net.output == "softmax"
     failed = [r for r in results if "error" in r]
     ok = [r for r in results if "error" not in r]
-    for r in failed:
-        print(f"digitnet: error: {r['error']}", file=sys.stderr)
+    for r in results:
+        if "error" in r:
+            print(f"digitnet: error: {r['error']}", file=sys.stderr)
+        elif "note" in r:
+            print(f"digitnet: note: {r['path']}: {r['note']}", file=sys.stderr)
     if args.json:
         print(json.dumps(ok, indent=1))
     else:

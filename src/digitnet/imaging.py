@@ -5,15 +5,19 @@ MNIST was made by taking each NIST digit's bounding box, scaling it to fit
 that its centre of mass lands in the middle; white ink on black.  A network
 trained on it has only ever seen digits made that way, so a photo of a
 digit must be made the same way before the network can read it.  Pillow
-only decodes the file; the rest is NumPy, so it is testable on arrays.
+only decodes the file (a large one reduced as it is decoded: see decode);
+telling ink from a photo's uneven, grainy, speckled paper is ink.py's; the
+rest is NumPy, so it is testable on arrays.
 """
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import backend
+from . import ink as _ink
 from .data import CLASSES, ROWS
 from .extras import require
 
@@ -25,15 +29,44 @@ MNIST_CENTRE = 14.0
 # centred by its box (zalandoresearch/fashion-mnist, "Get the data").
 # Fashion-MNIST's trim is exact (no threshold, no margin): its pictures have
 # no anti-aliased strokes, and a box threshold would trim dark garments.
-RECIPES = {"digits": {"box": 20, "centre": "mass", "threshold": 0.2, "margin": True},
-           "fashion": {"box": 28, "centre": "box", "threshold": 0.0, "margin": False}}
-# Less contrast than this between ink and background is a blank picture
-# (JPEG noise on an empty page is a few hundredths).
-MIN_CONTRAST = 0.1
+# Specks far from a digit are dropped and uneven lighting is fitted (see
+# ink.find); a garment's parts are kept whatever their distance, and its
+# background is flat, as a garment filling the picture is no uneven paper.
+RECIPES = {"digits": {"box": 20, "centre": "mass", "threshold": 0.2, "margin": True,
+                      "specks": True, "shading": True},
+           "fashion": {"box": 28, "centre": "box", "threshold": 0.0, "margin": False,
+                       "specks": False, "shading": False}}
 
 
 class ImageError(ValueError):
     """A picture that cannot be read, or has nothing on it to read."""
+
+
+# A pipe is read whole before decoding (Pillow seeks about in a picture);
+# more than this is refused rather than held in memory.
+MAX_PIPED_BYTES = 100_000_000
+
+
+class Piped:
+    """A picture arriving on a pipe (`digitnet predict MODEL -` reads standard
+    input), under the name results give it."""
+
+    def __init__(self, stream, name="<stdin>"):
+        self.stream, self.name = stream, name
+
+    def data(self):
+        if self.stream is None:
+            raise ImageError(f"{self.name}: there is no standard input to read")
+        if self.stream.isatty():
+            raise ImageError(f"{self.name}: is a terminal: pipe a picture in "
+                             "(digitnet predict MODEL - < digit.png)")
+        data = self.stream.read(MAX_PIPED_BYTES + 1)
+        if len(data) > MAX_PIPED_BYTES:
+            raise ImageError(f"{self.name}: more than {MAX_PIPED_BYTES // 10**6} MB; "
+                             "save the picture to a file and give its name")
+        if not data:
+            raise ImageError(f"{self.name}: empty: no picture was piped in")
+        return data
 
 
 def name_of(source):
@@ -59,38 +92,133 @@ def grey_array(a):
 
 
 def read_grey(source):
-    """The picture in `source` (a path, bytes, a binary file object or a 2-D
-    array) as a 2-D float array in [0, 1] (0 black, 1 white).
+    """The picture in `source` (a path, bytes, a binary file object, a Piped
+    stream or a 2-D array) as a 2-D float array in [0, 1] (0 black, 1
+    white); see `read`."""
+    return read(source)[0]
+
+
+def read(source):
+    """(grey, notes): the picture in `source` as in read_grey, and a list of
+    things the user should know about how it was read (an animation's
+    other frames ignored).
 
     Transparent pixels are laid over whichever of black or white contrasts
     with the ink, so strokes drawn on a transparent canvas stay visible.
+    Large pictures are decoded reduced (see decode).
     """
     if isinstance(source, np.ndarray):
-        return grey_array(source)
+        return grey_array(source), []
     Image = require("PIL.Image", "image", "reading pictures")
-    ImageOps = require("PIL.ImageOps", "image", "reading pictures")
     path = name_of(source)
+    if isinstance(source, Piped):
+        source = source.data()
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
     elif isinstance(source, (str, Path)):
         source = Path(source)
         if source.is_dir():
             raise ImageError(f"{path}: is a folder, not a picture")
+    _quiet_bombs(Image)
     try:
         with Image.open(source) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)  # phone photos are stored sideways
-            return _to_grey(img)
+            return decode(img, path)
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"{path}: file not found") from None
     except Image.UnidentifiedImageError:
         raise ImageError(f"{path}: not a picture Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: picture too large: over "
+                         f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels") from None
+    except Image.DecompressionBombWarning:  # the caller's filters made it an error
+        raise ImageError(f"{path}: picture too large: over "
+                         f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"{path}: damaged or unsupported picture ({exc})") from None
 
 
-def _to_grey(img):
-    if img.mode.startswith("I;16"):  # 16-bit greyscale: convert("L") would clip it
+def _quiet_bombs(Image):
+    """Silence Pillow's warning of "decompression bombs" (above 89
+    megapixels): decode refuses what is too large for memory with a one-line
+    error of its own, and a warning must not reach the user.  The filter is
+    for the whole process, added once: `digitnet serve` reads pictures in
+    threads, and warnings.catch_warnings is not thread-safe before 3.14."""
+    if not any(f[2] is Image.DecompressionBombWarning for f in warnings.filters):
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+# Pictures are decoded at most this many pixels wide or high.  The network
+# sees 20x20 pixels of digit, and ink finding works as well on a 1000-pixel
+# photo as on a 4000-pixel one (the pixels it drops are averaged, not lost).
+WORK_SIDE = 1024
+# The most pixels decoded at once: 64 megapixels is 256 MB at Pillow's four
+# bytes a pixel (RGB, RGBA, 32-bit), so any accepted picture is read in well
+# under 500 MB (340 MB measured for 8000x8000 RGBA).  JPEGs count after
+# Pillow's reduced decoding (up to 8x8 fewer pixels), so a 100-megapixel
+# phone photo still reads.  WebP and AVIF decode into buffers of their own
+# first, about 16 bytes a pixel in all: 20 megapixels measured 340 MB.
+MAX_PIXELS = 64_000_000
+MAX_PIXELS_BUFFERED = {"WEBP": 20_000_000, "AVIF": 20_000_000}
+# Orientation tag values (EXIF 0x0112) and the transposes that undo them.
+ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+               6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+# Modes Image.reduce cannot average, and the mode each is averaged in.
+REDUCIBLE = {"1": "L", "P": "RGBA", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I",
+             "I;16N": "I"}
+
+
+def decode(img, path):
+    """(grey, notes) from an opened Pillow image, without holding more than
+    it in memory.
+
+    Pictures too large to hold are refused before anything is decoded.  A
+    JPEG is decoded reduced and greyscale by Pillow's draft mode (the
+    decoder skips the detail); anything else is decoded whole and averaged
+    down to WORK_SIDE in strips, so no full-size copy (a conversion, a
+    float array) is ever made.  Phone photos are stored sideways with an
+    orientation tag, applied at the end on the small picture.  Of an
+    animation (or a multi-page TIFF) only the first frame is read, and a
+    note says so.
+    """
+    Image = require("PIL.Image", "image", "reading pictures")
+    w, h = img.size
+    pixels = w * h
+    if img.format == "JPEG" and max(w, h) > WORK_SIDE:
+        k = WORK_SIDE / max(w, h)
+        img.draft("L", (max(1, int(w * k)), max(1, int(h * k))))
+        if not img.info.get("progressive"):  # a progressive JPEG holds all its
+            pixels = img.size[0] * img.size[1]  # coefficients, 3 bytes a pixel
+    most = MAX_PIXELS_BUFFERED.get(img.format, MAX_PIXELS)
+    if pixels > most:  # before anything that decodes (a GIF's frames, a PNG's EXIF)
+        raise ImageError(f"{path}: picture too large: {w}x{h} pixels is {w * h / 1e6:.0f} "
+                         f"megapixels (at most {most / 1e6:.0f} can be read"
+                         f"{' as ' + img.format if most != MAX_PIXELS else ''})")
+    notes = []
+    if getattr(img, "is_animated", False):
+        notes.append(f"{img.format} with {img.n_frames} frames: only the first frame is read")
+        img.seek(0)
+    img.load()
+    orientation = img.getexif().get(0x0112, 1)  # a PNG's may follow its pixels
+    w, h = img.size
+    sixteen = img.mode.startswith("I;16")
+    f = -(-max(w, h) // WORK_SIDE)  # ceil
+    if f > 1:
+        mode = REDUCIBLE.get(img.mode, img.mode)
+        small = Image.new(mode, (-(-w // f), -(-h // f)))
+        step = f * max(1, 256 // f)  # strips a whole number of blocks high
+        for y in range(0, h, step):
+            strip = img.crop((0, y, w, min(y + step, h)))
+            small.paste((strip.convert(mode) if mode != img.mode else strip).reduce(f), (0, y // f))
+        img = small
+    if orientation in ORIENTATION:
+        img = img.transpose(getattr(Image.Transpose, ORIENTATION[orientation]))
+    return _to_grey(img, sixteen), notes
+
+
+def _to_grey(img, sixteen=False):
+    if sixteen or img.mode.startswith("I;16"):  # 16-bit greyscale: convert("L") would clip it
         return np.asarray(img, dtype=np.float64) / 65535.0
     if img.mode in ("I", "F"):
         a = np.asarray(img, dtype=np.float64)
@@ -123,45 +251,44 @@ def resample_matrix(n_in, n_out):
     return w / w.sum(axis=1, keepdims=True)
 
 
-def ink(grey):
-    """White-on-black ink in [0, 1] from any picture, whatever its background.
+def ink(grey, specks=True, shading=True):
+    """White-on-black ink in [0, 1] from any picture, whatever its
+    background, lighting and noise: see ink.find, which does the work."""
+    return _find(grey, specks, shading)[0]
 
-    The background is the median of the border, the one place a centred
-    drawing leaves alone; ink is the distance from it, stretched so the
-    strongest stroke is 1, as in MNIST.
-    """
-    grey = np.asarray(grey, dtype=np.float64)
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    background = float(np.median(border))
-    if background > 0.5:  # dark on light: invert
-        a = (background - grey) / background
-    else:
-        a = (grey - background) / (1.0 - background)
-    a = np.clip(a, 0.0, 1.0)
-    # How much the border varies is noise (JPEG, paper grain), not ink.  The
-    # median deviation ignores strokes or garments touching the edge (up to
-    # half the border), and the cap keeps noise from erasing real strokes.
-    border_ink = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    a[a <= min(4 * float(np.median(border_ink)), 0.3)] = 0.0
-    if a.max() < MIN_CONTRAST:
-        raise ImageError("blank picture: no ink found")
-    a /= a.max()
-    return a
+
+def _find(grey, specks, shading):
+    try:
+        return _ink.find(grey, specks=specks, shading=shading)
+    except _ink.BlankError as exc:
+        raise ImageError(str(exc)) from None
+
+
+def shrink(grey, side=WORK_SIDE):
+    """A 2-D array averaged down by a whole factor until neither side is
+    above `side` (pictures from files already are; large arrays may not be)."""
+    f = -(-max(grey.shape) // side)
+    if f == 1:
+        return grey
+    h, w = grey.shape
+    padded = np.pad(grey, ((0, -h % f), (0, -w % f)), mode="edge")
+    return padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).mean(axis=(1, 3))
 
 
 # The box is drawn around ink stronger than this: JPEG ringing and faint
-# smudges would otherwise widen it and shrink the digit.  MNIST's own boxes
-# are the same at this threshold as at zero for 99.6% of its test digits.
-BOX_THRESHOLD = 0.2
+# smudges would otherwise widen it and shrink the digit.
+BOX_THRESHOLD = _ink.STRONG
 
 
-def crop(a, threshold=BOX_THRESHOLD, margin=True):
+def crop(a, threshold=BOX_THRESHOLD, margin=True, guide=None):
     """The ink's box with a margin, and the box's longer side.
 
     The box, around strong ink, sets the scale; the margin keeps the faint
-    anti-aliased edges around it, which MNIST's digits have too.
+    anti-aliased edges around it, which MNIST's digits have too.  The box
+    is drawn on `guide` where given (ink.find's smoothed ink: a noisy
+    pixel must not widen it).
     """
-    strong = a > threshold
+    strong = (a if guide is None else guide) > threshold
     rows, cols = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
     size = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
     m = max(1, size // 10) if margin else 0
@@ -198,16 +325,23 @@ def place(a, centre="mass"):
 def preprocess(grey, recipe="digits"):
     """A greyscale picture (2-D, 0 black to 1 white) as a (784,) MNIST column."""
     r = RECIPES[recipe]
-    region, size = crop(ink(grey), r["threshold"], r["margin"])
+    a, guide = _find(shrink(np.asarray(grey, dtype=np.float64)), r["specks"], r["shading"])
+    region, size = crop(a, r["threshold"], r["margin"], guide)
     return place(fit(region, size, r["box"]), r["centre"]).reshape(SIDE * SIDE).astype(np.float32)
 
 
 def load(source, recipe="digits"):
     """The picture in `source` (see read_grey), preprocessed; ImageError (one
     line, naming the picture) if it cannot be."""
+    return load_noted(source, recipe)[0]
+
+
+def load_noted(source, recipe="digits"):
+    """(column, notes): load's column, and read's notes on how it was read."""
     path = name_of(source)
     try:
-        return preprocess(read_grey(source), recipe)
+        grey, notes = read(source)
+        return preprocess(grey, recipe), notes
     except ImageError as exc:
         msg = str(exc)
         raise ImageError(msg if msg.startswith(f"{path}:") else f"{path}: {msg}") from None
@@ -224,7 +358,9 @@ def recipe_for(classes):
 
 
 def predict(net, paths, dataset="mnist", with_input=False):
-    """One dict per picture, in order: {path, digit, label, outputs} or {path, error}.
+    """One dict per picture, in order: {path, digit, label, outputs} or {path, error},
+    with "note" added where the picture was read with a caveat (only an
+    animation's first frame).
 
     `paths` may also hold bytes, binary file objects or 2-D greyscale arrays
     (see read_grey): `digitnet serve` predicts through this same function,
@@ -238,19 +374,23 @@ def predict(net, paths, dataset="mnist", with_input=False):
     """
     classes = class_names(net, dataset)
     recipe = recipe_for(classes)
-    results, columns = [], []
+    results, columns, notes = [], [], []
     for path in paths:
         try:
-            columns.append(load(path, recipe))
+            column, noted = load_noted(path, recipe)
+            columns.append(column)
+            notes.append(noted)
             results.append({"path": name_of(path)})
         except ImageError as exc:
             results.append({"path": name_of(path), "error": str(exc)})
     if columns:
         outputs = backend.to_numpy(net.feedforward(np.stack(columns, axis=1))).T
         ok = (r for r in results if "error" not in r)
-        for r, out, column in zip(ok, outputs, columns):
+        for r, out, column, noted in zip(ok, outputs, columns, notes):
             k = int(np.argmax(out))
             r.update(digit=k, label=classes[k], outputs=[round(float(v), 6) for v in out])
             if with_input:
                 r["input"] = np.round(column.reshape(SIDE, SIDE), 4).tolist()
+            if noted:
+                r["note"] = "; ".join(noted)
     return results
