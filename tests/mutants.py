@@ -74,6 +74,14 @@ MUTANTS = [
     ("checkpoint-nan-accepted", "checkpoint.py", "            if not np.all(np.isfinite(a)):", "            if False:"),
     ("idx-labels-unchecked", "data.py", "    if labels.size and labels.max() >= len(classes):", "    if False:"),
     ("expand-wrong-shift", "data.py", "out[:, 1, :-1, :] = images[:, 1:, :]   # up", "out[:, 1, 1:, :] = images[:, :-1, :]   # up"),
+    ("augment-bilinear-weights-swapped", "augment.py", "for dr, wr in ((0, 1 - fr), (1, fr)):",
+     "for dr, wr in ((0, fr), (1, 1 - fr)):"),
+    ("augment-thicken-sign", "augment.py", "x = x + grow * (dilated - x) - shrink * (x - eroded)",
+     "x = x + grow * (dilated - x) + shrink * (x - eroded)"),
+    ("augment-not-in-checkpoint", "checkpoint.py", 's["engine"], s.get("augment", False))', 's["engine"], False)'),
+    ("augment-never-applied", "engines.py", "        if augmented:\n            x = augment.augment(", "        if False:\n            x = augment.augment("),
+    ("augment-shift-ignored", "augment.py", 'sr, sc = as_x(params["shift"][0:1]), as_x(params["shift"][1:2])',
+     'sr, sc = 0 * as_x(params["shift"][0:1]), as_x(params["shift"][1:2])'),
     ("split-off-by-one", "data.py", "return train[:N_TRAIN], train[N_TRAIN:], test", "return train[:N_TRAIN], train[N_TRAIN - 1:], test"),
 ]
 

@@ -267,3 +267,21 @@ def test_the_per_example_engine_trains_a_model_with_dropout():
         nets.append(host(net.weights + net.biases))
     for a, b in zip(*nets):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_an_augmented_run_resumes_exactly(tmp_path):
+    """The checkpoint keeps `augment` and the generator, so the distortions
+    after a resume are the ones an uninterrupted run would have drawn."""
+    train = blobs(60, features=784, classes=4, seed=7)
+    nets = [Model("fc:12,softmax:4", activation="relu", init="scaled", input_shape=(784,),
+                  seed=5, device="cpu", dtype="float64") for _ in range(2)]
+    whole = training.Run(nets[0], 10, 0.1, momentum=0.5, augment=True)
+    training.fit(whole, train, 3)
+    part = training.Run(nets[1], 10, 0.1, momentum=0.5, augment=True)
+    training.fit(part, train, 1)
+    checkpoint.save_run(part, tmp_path / "a.ckpt")
+    resumed, _ = checkpoint.load_run(tmp_path / "a.ckpt", device="cpu")
+    assert resumed.settings["augment"] is True
+    training.fit(resumed, train, 3)
+    for a, b in zip(host(resumed.net.weights), host(nets[0].weights)):
+        np.testing.assert_array_equal(a, b)
