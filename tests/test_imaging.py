@@ -426,3 +426,45 @@ def test_predict_command_reads_standard_input(mnist, trained_model, tmp_path, ca
         cli.main(["predict", str(trained_model), "-", "-"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.endswith("error: - (standard input) can be given only once\n")
+
+
+def test_extreme_shapes_stay_small_in_memory():
+    """A 1 x 2,000,000 array (a 4 MB JSON body to `serve`) is averaged down
+    without padding: its peak stays near its own size, not N squared."""
+    import tracemalloc
+    a = np.zeros((1, 2_000_000))
+    a[0, 999_000:1_001_000] = 1.0
+    tracemalloc.start()
+    column = imaging.preprocess(a)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert column.sum() > 0 and peak < 100e6, peak
+    with pytest.raises(imaging.ImageError, match="megapixels"):
+        imaging.grey_array(np.zeros((1, imaging.MAX_PIXELS + 1), dtype=np.uint8))
+
+
+def test_a_float_picture_with_nan_is_one_error_and_the_rest_are_read(trained_net, mnist, tmp_path):
+    from PIL import Image
+    _, _, test = mnist
+    good = tmp_path / "good.png"
+    Image.fromarray(np.uint8(test.images[:, 0].reshape(28, 28) * 255)).save(good)
+    bad = tmp_path / "bad.tif"
+    pixels = np.zeros((40, 40), np.float32)
+    pixels[10:30, 18:22] = np.inf
+    Image.fromarray(pixels, mode="F").save(bad)
+    results = imaging.predict(trained_net, [good, bad, good])
+    assert "digit" in results[0] and "digit" in results[2]
+    assert results[1]["error"] == f"{bad}: the picture holds NaN or infinite values"
+
+
+def test_a_large_png_keeps_its_colour_key_transparency(tmp_path):
+    """tRNS: the key colour is transparent in a big picture as in a small one."""
+    from PIL import Image
+    for size in (100, 3000):
+        img = Image.new("RGB", (size, size), (7, 7, 7))       # the keyed background
+        k = size // 10
+        img.paste((0, 0, 0), (size // 2 - k, size // 4, size // 2 + k, 3 * size // 4))
+        path = tmp_path / f"key{size}.png"
+        img.save(path, transparency=(7, 7, 7))
+        column = imaging.load(path)
+        assert column.max() > 0.5, size  # the black bar is found as ink

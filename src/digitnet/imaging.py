@@ -86,6 +86,9 @@ def grey_array(a):
         raise ImageError("pixels must be a 2-D array of numbers") from None
     if a.ndim != 2 or min(a.shape) < 1:
         raise ImageError(f"pixels must be a 2-D array, got shape {a.shape}")
+    if a.size > MAX_PIXELS:
+        raise ImageError(f"pixels: {a.shape[0]}x{a.shape[1]} is more than "
+                         f"{MAX_PIXELS // 1_000_000} megapixels")
     if not np.all(np.isfinite(a)) or a.min() < 0:
         raise ImageError("pixels must be finite numbers >= 0")
     return a / 255.0 if a.max() > 1.0 else a
@@ -206,6 +209,8 @@ def decode(img, path):
     f = -(-max(w, h) // WORK_SIDE)  # ceil
     if f > 1:
         mode = REDUCIBLE.get(img.mode, img.mode)
+        if "transparency" in img.info:  # a colour key: keep it as alpha, reduced too
+            mode = "RGBA"
         small = Image.new(mode, (-(-w // f), -(-h // f)))
         step = f * max(1, 256 // f)  # strips a whole number of blocks high
         for y in range(0, h, step):
@@ -222,6 +227,8 @@ def _to_grey(img, sixteen=False):
         return np.asarray(img, dtype=np.float64) / 65535.0
     if img.mode in ("I", "F"):
         a = np.asarray(img, dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            raise ImageError("the picture holds NaN or infinite values")
         return a / a.max() if a.max() > 1 else a
     rgba = img.convert("RGBA")
     grey = np.asarray(rgba.convert("L"), dtype=np.float64) / 255.0
@@ -270,9 +277,15 @@ def shrink(grey, side=WORK_SIDE):
     f = -(-max(grey.shape) // side)
     if f == 1:
         return grey
-    h, w = grey.shape
-    padded = np.pad(grey, ((0, -h % f), (0, -w % f)), mode="edge")
-    return padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).mean(axis=(1, 3))
+    # Blocks of f x f (shorter at the far edges), never padded: a 1 x N
+    # array stays O(N) in memory, whatever its shape.
+    for axis in (0, 1):
+        n = grey.shape[axis]
+        starts = np.arange(0, n, f)
+        counts = np.diff(np.append(starts, n)).astype(np.float64)
+        sums = np.add.reduceat(grey, starts, axis=axis)
+        grey = sums / (counts[:, None] if axis == 0 else counts[None, :])
+    return grey
 
 
 # The box is drawn around ink stronger than this: JPEG ringing and faint
@@ -325,7 +338,10 @@ def place(a, centre="mass"):
 def preprocess(grey, recipe="digits"):
     """A greyscale picture (2-D, 0 black to 1 white) as a (784,) MNIST column."""
     r = RECIPES[recipe]
-    a, guide = _find(shrink(np.asarray(grey, dtype=np.float64)), r["specks"], r["shading"])
+    grey = np.asarray(grey, dtype=np.float64)
+    if grey.ndim != 2 or not np.all(np.isfinite(grey)):
+        raise ImageError("a picture must be a 2-D array of finite numbers")
+    a, guide = _find(shrink(grey), r["specks"], r["shading"])
     region, size = crop(a, r["threshold"], r["margin"], guide)
     return place(fit(region, size, r["box"]), r["centre"]).reshape(SIDE * SIDE).astype(np.float32)
 
