@@ -216,3 +216,62 @@ def test_a_mini_batch_larger_than_the_training_set_is_refused(mnist_dir, capsys)
     assert exit_.value.code == 2
     assert err == ("digitnet: error: --batch-size: 50001 is larger than the 50000 training "
                    "examples\n")
+
+
+def test_a_resume_from_elsewhere_writes_where_the_run_did(mnist_dir, tmp_path, monkeypatch,
+                                                           capsys):
+    """Relative --save/--metrics paths are kept absolute; `elapsed` goes on."""
+    first, other = tmp_path / "first", tmp_path / "other"
+    first.mkdir(), other.mkdir()
+    monkeypatch.chdir(first)
+    data = ["--data-dir", str(mnist_dir)]
+    assert cli.main(["train", "--epochs", "1", "--checkpoint", "r.ckpt", "--save", "m.npz",
+                     "--metrics", "m.json", *data]) == 0
+    monkeypatch.chdir(other)
+    (other / "m.npz").write_bytes(b"someone else's file")
+    assert cli.main(["train", "--resume", str(first / "r.ckpt"), "--epochs", "2", *data]) == 0
+    assert (other / "m.npz").read_bytes() == b"someone else's file"
+    epochs = json.loads((first / "m.json").read_text())["epochs"]
+    assert [r["epoch"] for r in epochs] == [1, 2] and epochs[1]["elapsed"] > epochs[0]["elapsed"]
+    assert checkpoint.load(first / "m.npz", device="cpu").n_out == 10
+    capsys.readouterr()
+
+
+def test_a_resume_checks_the_kept_paths_first(mnist_dir, tmp_path, capsys):
+    data = ["--data-dir", str(mnist_dir)]
+    out = tmp_path / "out"
+    out.mkdir()
+    assert cli.main(["train", "--epochs", "1", "--checkpoint", str(tmp_path / "r.ckpt"),
+                     "--metrics", str(out / "m.json"), *data]) == 0
+    out.joinpath("m.json").unlink()
+    out.rmdir()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--resume", str(tmp_path / "r.ckpt"), "--epochs", "2", *data])
+    assert exit_.value.code == 2
+    assert f"--metrics: cannot write {out / 'm.json'}: folder {out} does not exist" in \
+        capsys.readouterr().err
+
+
+def test_a_run_saved_from_python_resumes_with_the_defaults(mnist_dir, tmp_path, capsys):
+    from digitnet import Network
+    training_set, _, _ = __import__("digitnet").load_dataset("mnist", mnist_dir, False)
+    run = training.Run(Network([784, 30, 10], seed=2, device="cpu"), 10, 3.0)
+    training.fit(run, training_set[:1000], 1)
+    checkpoint.save_run(run, tmp_path / "api.ckpt")
+    assert cli.main(["train", "--resume", str(tmp_path / "api.ckpt"), "--epochs", "2",
+                     "--data-dir", str(mnist_dir)]) == 0
+    assert "epoch 2/2" in capsys.readouterr().out
+
+
+def test_evaluate_reads_the_dataset_from_the_model(fashion_dir, tmp_path, capsys):
+    model = tmp_path / "fashion.npz"
+    data = ["--data-dir", str(fashion_dir)]
+    assert cli.main(["train", "--dataset", "fashion-mnist", "--epochs", "1", "--save",
+                     str(model), *data]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(model), *data]) == 0
+    assert "on fashion-mnist" in capsys.readouterr().out
+    assert cli.main(["evaluate", str(model), "--dataset", "mnist", *data]) == 1
+    assert ("the model's classes are fashion-mnist's, not mnist's"
+            in capsys.readouterr().err)

@@ -13,11 +13,13 @@ import json
 import math
 import signal
 import sys
+from pathlib import Path
 
 from . import backend, checkpoint, cli_serve, cli_show, data, download, training
 from .activations import ACTIVATIONS
-from .cliargs import (Parser, add_data_args, add_device_arg, check_output_path, fraction,
-                      int_at_least, load_network, non_negative_float, positive_float)
+from .cliargs import (Parser, add_data_args, add_device_arg, check_output_path, dataset_for,
+                      fraction, int_at_least, load_network, non_negative_float,
+                      positive_float)
 from .costs import COSTS
 from .engines import ENGINES
 from .files import write_atomic
@@ -179,13 +181,18 @@ KEPT = ("epochs", "dataset", "expand", "monitor_training", "save", "metrics", "s
 
 
 def resumed_run(args, parser, xp):
-    """The run in --resume's file, with the command's settings it kept."""
+    """The run in --resume's file, with the command's settings it kept (the
+    defaults for a checkpoint written from Python, which keeps none)."""
     run, kept = checkpoint.load_run(args.resume, device=xp)
     for key in KEPT:
         if getattr(args, key, None) is None:
-            setattr(args, key, kept.get(key))
+            setattr(args, key, kept.get(key, DEFAULTS.get(key, run.net.seed if key == "seed"
+                                                          else None)))
     if args.checkpoint is None:
         args.checkpoint = args.resume
+    for flag, path in (("--save", args.save), ("--metrics", args.metrics),
+                       ("--checkpoint", args.checkpoint)):
+        check_output_path(parser, flag, path)
     if args.epochs <= run.epoch:
         parser.error(f"--epochs: the run in {args.resume} has already trained "
                      f"{run.epoch} epochs; give a larger total")
@@ -207,6 +214,8 @@ class Stop:
     def catch(self, signum, frame):
         if self.signal is not None:
             self.restore()
+            if signum == signal.SIGTERM:
+                raise SystemExit(143)
             raise KeyboardInterrupt
         self.signal = signum
 
@@ -222,29 +231,28 @@ def cmd_train(args, parser):
     check_train_args(args, parser)
     # a missing GPU fails before any data loads; an unusable CuPy under auto says so
     xp = backend.namespace(args.device, notice=lambda line: print(line, file=sys.stderr))
-    stop = Stop()
-    try:
-        run = resumed_run(args, parser, xp) if args.resume else None
-        training_set, validation, test = data.load_dataset(args.dataset, args.data_dir)
-        run = run or new_run(args, xp, test.classes)
-        if args.expand:
-            training_set = data.expand(training_set)
-        if run.settings["mini_batch_size"] > len(training_set):
-            parser.error(f"--batch-size: {run.settings['mini_batch_size']} is larger than "
-                         f"the {len(training_set)} training examples")
-        return train(args, run, training_set, validation, test, stop)
-    finally:
-        stop.restore()
+    run = resumed_run(args, parser, xp) if args.resume else None
+    training_set, validation, test = data.load_dataset(args.dataset, args.data_dir)
+    run = run or new_run(args, xp, test.classes)
+    if args.expand:
+        training_set = data.expand(training_set)
+    if run.settings["mini_batch_size"] > len(training_set):
+        parser.error(f"--batch-size: {run.settings['mini_batch_size']} is larger than "
+                     f"the {len(training_set)} training examples")
+    return train(args, run, training_set, validation, test)
 
 
-def train(args, run, training_set, validation, test, stop):
+def train(args, run, training_set, validation, test):
     net, s = run.net, run.settings
     config = {"command": "train", "dataset": args.dataset, "model": net.describe(),
               "network": net.config(), "epochs": args.epochs, **s,
               "device": backend.describe(net.xp), "seed": net.seed, "expand": args.expand,
               "monitor_training": args.monitor_training, "n_train": len(training_set),
               "n_test": len(test)}
-    kept = {key: getattr(args, key) for key in KEPT}
+    # Paths are kept absolute: a resume from another folder writes where the
+    # run did, never over a same-named file there.
+    kept = {key: str(Path(getattr(args, key)).resolve()) if key in ("save", "metrics")
+            and getattr(args, key) else getattr(args, key) for key in KEPT}
     print(f"{'resuming' if args.resume else 'training'} {config['model']} on {args.dataset} "
           f"({len(training_set)} examples), m={s['mini_batch_size']}, eta={run.eta:g}, "
           f"{s['engine']} engine, {config['device']} {net.dtype_name}" +
@@ -253,16 +261,17 @@ def train(args, run, training_set, validation, test, stop):
 
     def on_epoch(record, run):
         print(epoch_line(record, args.epochs), flush=True)
+        if args.checkpoint:  # first: the epoch is safe even if the metrics fail
+            checkpoint.save_run(run, args.checkpoint, kept)
         if args.metrics:  # rewritten each epoch, so a stopped run keeps its curve
             write_json(args.metrics, {"config": config, "epochs": run.history})
-        if args.checkpoint:
-            checkpoint.save_run(run, args.checkpoint, kept)
         if not warned and training.not_learning(run.history, net.n_out):
             warned.append(1)
             print(f"digitnet: warning: epoch {record['epoch']} ended near chance accuracy and "
                   f"the cost is not falling: the network is not learning; eta {run.eta:g} "
                   "may be too large", file=sys.stderr, flush=True)
 
+    stop = Stop()  # only now: while data loads, Ctrl-C and SIGTERM act at once
     try:
         training.fit(run, training_set, args.epochs, validation, test, args.monitor_training,
                      progress_bar(args.epochs), on_epoch, stop)
@@ -270,6 +279,8 @@ def train(args, run, training_set, validation, test, stop):
         print(f"digitnet: error: {exc}; try a smaller --eta", file=sys.stderr)
         save_result(args, run, "before it diverged")
         return 1
+    finally:
+        stop.restore()
     if run.ended == "interrupted":
         name = "SIGTERM" if stop.signal == signal.SIGTERM else "Ctrl-C"
         print(f"digitnet: {name}: stopped during epoch {run.epoch + 1}; keeping the "
@@ -338,10 +349,11 @@ def write_json(path, obj):
 
 def cmd_evaluate(args, parser):
     net = load_network(args.model, args.device)
-    _, _, test = data.load_dataset(args.dataset, args.data_dir)
+    dataset = dataset_for(net, args.dataset)
+    _, _, test = data.load_dataset(dataset, args.data_dir)
     correct = net.evaluate(test)
     print(f"{args.model}: test {correct}/{len(test)} ({100 * correct / len(test):.2f}%) "
-          f"on {args.dataset}")
+          f"on {dataset}")
     return 0
 
 

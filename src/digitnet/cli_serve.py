@@ -58,7 +58,7 @@ def cmd_serve(args, parser):
     from .extras import require
     require("PIL", "image", "digitnet serve")  # before loading anything
     net = load_network(args.model, args.device)
-    app = serve.App(net, name=args.model, dataset=args.dataset, data_dir=args.data_dir)
+    app = serve.App(net, name=args.model, dataset=args.dataset or "mnist", data_dir=args.data_dir)
     try:
         server = serve.Server(app, args.host, args.port)
     except OSError as exc:

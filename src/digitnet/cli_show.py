@@ -7,8 +7,8 @@ import json
 import sys
 
 from . import data
-from .cliargs import (Parser, add_data_args, add_device_arg, check_output_path, int_at_least,
-                      load_network)
+from .cliargs import (Parser, add_data_args, add_device_arg, check_output_path, dataset_for,
+                      int_at_least, load_network)
 
 
 def add_commands(sub):
@@ -74,7 +74,7 @@ def cmd_predict(args, parser):
     net = load_network(args.model, args.device)
     stdin = imaging.Piped(getattr(sys.stdin, "buffer", None), "<stdin>")
     sources = [stdin if name == "-" else name for name in args.images]
-    results = imaging.predict(net, sources, dataset=args.dataset)
+    results = imaging.predict(net, sources, dataset=args.dataset or "mnist")
     softmax = net.output == "softmax"
     failed = [r for r in results if "error" in r]
     ok = [r for r in results if "error" not in r]
@@ -94,8 +94,8 @@ def cmd_predict(args, parser):
     return 1 if failed else 0
 
 
-def _test_set(args):
-    _, _, test = data.load_dataset(args.dataset, args.data_dir)
+def _test_set(args, net):
+    _, _, test = data.load_dataset(dataset_for(net, args.dataset), args.data_dir)
     return test
 
 
@@ -113,7 +113,7 @@ def cmd_errors(args, parser):
     check_output_path(parser, "--out", args.out)
     plots.figure(1, 1)  # a missing matplotlib fails before the model and data load
     net = load_network(args.model, args.device)
-    test = _test_set(args)
+    test = _test_set(args, net)
     plots.misclassified(net, test, n=args.count, path=args.out)
     return _wrote(args.out)
 
@@ -123,7 +123,7 @@ def cmd_confusion(args, parser):
     check_output_path(parser, "--out", args.out)
     plots.figure(1, 1)
     net = load_network(args.model, args.device)
-    plots.confusion_matrix(net, _test_set(args), path=args.out)
+    plots.confusion_matrix(net, _test_set(args, net), path=args.out)
     return _wrote(args.out)
 
 
@@ -139,7 +139,7 @@ def cmd_samples(args, parser):
     from . import plots
     check_output_path(parser, "--out", args.out)
     plots.figure(1, 1)
-    training, _, _ = data.load_dataset(args.dataset, args.data_dir)
+    training, _, _ = data.load_dataset(args.dataset or "mnist", args.data_dir)
     plots.samples(training, n=args.count, path=args.out)
     return _wrote(args.out)
 

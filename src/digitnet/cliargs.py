@@ -47,8 +47,20 @@ def int_at_least(low):
 
 def add_data_args(p):
     p.add_argument("--data-dir", help="data folder (default: $DIGITNET_DATA, else ./data)")
-    p.add_argument("--dataset", choices=data.DATASETS, default="mnist",
-                   help="(default: %(default)s)")
+    p.add_argument("--dataset", choices=data.DATASETS,
+                   help="(default: the one the model was trained on; else mnist)")
+
+
+def dataset_for(net, asked):
+    """The dataset a saved network reads (from its class names), or a
+    DataError when --dataset asks for another: its accuracy there would be
+    a silent wrong answer."""
+    classes = tuple(net.classes) if net.classes is not None else data.CLASSES["mnist"]
+    own = next((d for d, c in data.CLASSES.items() if c == classes), None)
+    if asked and own and asked != own:
+        raise data.DataError(f"the model's classes are {own}'s, not {asked}'s "
+                             "(leave out --dataset)")
+    return asked or own or "mnist"
 
 
 def add_device_arg(p):

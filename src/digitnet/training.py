@@ -237,7 +237,9 @@ def fit(run, training_data, epochs, validation_data=None, test_data=None,
         raise ValueError(f"epochs must be a whole number >= 0, got {epochs}")
     if run.settings["patience"] is not None and validation_data is None:
         raise ValueError("early stopping watches validation accuracy: give validation data")
-    net, started = run.net, time.perf_counter()
+    # `elapsed` goes on from where a resumed run stopped
+    net = run.net
+    started = time.perf_counter() - (run.history[-1]["elapsed"] if run.history else 0.0)
     if run.last is not None:  # go on from the last epoch, not the best one
         net.weights[:], net.biases[:] = run.last
         run.last = None
