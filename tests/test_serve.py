@@ -432,3 +432,45 @@ def test_a_fashion_model_answers_with_class_names(tmp_path):
                        "input": got["input"]}
     finally:
         server.shutdown()
+
+
+def test_a_trickling_client_is_cut_off_by_the_total_deadline(net, monkeypatch):
+    """One byte every 0.3 s keeps every single read alive, but not the whole
+    request: past TIMEOUT in all, the server hangs up and frees the thread."""
+    monkeypatch.setattr(serve, "TIMEOUT", 1.0)
+    server, url = serve.start(serve.App(net, data_dir="/nonexistent"))
+    try:
+        host, port = url.split("//")[1].rstrip("/").split(":")
+        s = socket.create_connection((host, int(port)))
+        s.sendall(b"POST /api/predict HTTP/1.1\r\nContent-Type: image/png\r\n"
+                  b"Content-Length: 1000\r\n\r\n")
+        started, closed = time.perf_counter(), False
+        while time.perf_counter() - started < 6:
+            try:
+                s.sendall(b"x")
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.3)
+        assert closed and time.perf_counter() - started < 4
+    finally:
+        s.close()
+        server.shutdown()
+
+
+def test_expect_100_continue_is_answered_before_the_body(url, mnist):
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    picture = digit_picture(mnist[2], 0)
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+              b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(picture))
+    assert s.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    s.sendall(picture)
+    reply = b""
+    while b"}" not in reply.split(b"\r\n\r\n", 1)[-1]:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    s.close()
+    assert reply.split()[1] == b"200" and b'"digit"' in reply

@@ -30,6 +30,7 @@ import random
 import socket
 import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,8 +52,12 @@ MAX_PIXELS = 24_000_000
 # Predictions running at once: the rest wait their turn, so twenty clients
 # uploading photos cannot hold twenty decoded photos in memory together.
 PARALLEL = max(2, os.cpu_count() or 2)
-# Seconds a client may take to send its request: a stalled one frees its thread.
+# Seconds a client may take to send its request, in all (not per read): a
+# stalled or trickling one frees its thread.
 TIMEOUT = 20
+# Connections served at once; more are closed at once, so a crowd of slow
+# clients cannot pile up threads and memory.
+CONNECTIONS = 64
 MAGIC = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",)}
 # The page may run only its own scripts and styles (nothing from elsewhere),
 # and draw pictures it made itself (data: and blob: URLs).
@@ -283,11 +288,21 @@ class Handler(BaseHTTPRequestHandler):
         length = int(length)
         if length > MAX_BODY:
             raise HTTPError(413, f"body of {length} bytes is over the {MAX_BODY} byte limit")
-        body = self.rfile.read(length)
-        if len(body) < length:
-            raise ConnectionError("the client closed before sending its body")
+        if (self.headers.get("Expect", "").lower() == "100-continue"
+                and self.request_version == "HTTP/1.1"):  # curl waits for it on uploads
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+        deadline, chunks, got = time.monotonic() + TIMEOUT, [], 0
+        while got < length:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the client took too long to send its body")
+            chunk = self.rfile.read1(min(65536, length - got))
+            if not chunk:
+                raise ConnectionError("the client closed before sending its body")
+            chunks.append(chunk)
+            got += len(chunk)
         self.unread = False
-        return body
+        return b"".join(chunks)
 
     def answer(self, route, head=False):
         """Run `route` and send what it returns: a dict as JSON, or a file."""
@@ -372,7 +387,20 @@ class Server(ThreadingHTTPServer):
     def __init__(self, app, host, port):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.app, self.files = app, static_files()
+        self.slots = threading.BoundedSemaphore(CONNECTIONS)
         super().__init__((host, port), Handler)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):  # full: close, do not queue a thread
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request, client_address):
         """A connection that failed outside a handler: one line, not a traceback."""
