@@ -82,6 +82,9 @@ MUTANTS = [
     ("augment-never-applied", "engines.py", "        if augmented:\n            x = augment.augment(", "        if False:\n            x = augment.augment("),
     ("augment-shift-ignored", "augment.py", 'sr, sc = as_x(params["shift"][0:1]), as_x(params["shift"][1:2])',
      'sr, sc = 0 * as_x(params["shift"][0:1]), as_x(params["shift"][1:2])'),
+    ("bytes-scaled-wrong", "backend.py", "f = xp.astype(x, xp.float32) / 255.0", "f = xp.astype(x, xp.float32) / 256.0"),
+    ("fast-path-bytes-unscaled", "batched.py", "xp.divide(raw, self.two55, out=x_bare)", "xp.divide(raw, 1, out=x_bare)"),
+    ("expand-never-bytes", "data.py", "images = images if as_u8 is None else as_u8", "images = images"),
     ("split-off-by-one", "data.py", "return train[:N_TRAIN], train[N_TRAIN:], test", "return train[:N_TRAIN], train[N_TRAIN - 1:], test"),
 ]
 

@@ -292,6 +292,14 @@ def test_expand_adds_the_four_one_pixel_shifts():
     np.testing.assert_array_equal(left[:, :27], img[:, 1:])
     np.testing.assert_array_equal(right[:, 1:], img[:, :27])
     assert not up[27].any() and not down[0].any() and not left[:, 27].any()
+    assert big.images.dtype == np.float32  # not on the k/255 grid: kept as floats
+    on_grid = np.round(images * 255).astype(np.float32) / np.float32(255)
+    grid = expand(Dataset(on_grid, np.array([4, 5, 6])))
+    assert grid.images.dtype == np.uint8  # MNIST-like pixels are kept as bytes
+    as_floats = grid.images.astype(np.float32) / np.float32(255)
+    np.testing.assert_array_equal(as_floats[:, 0], on_grid[:, 0])
+    np.testing.assert_array_equal(as_floats[:, 1].reshape(28, 28)[:27],
+                                  on_grid[:, 0].reshape(28, 28)[1:])  # up, as above
 
 
 @pytest.mark.parametrize("change, message", [

@@ -285,3 +285,26 @@ def test_an_augmented_run_resumes_exactly(tmp_path):
     training.fit(resumed, train, 3)
     for a, b in zip(host(resumed.net.weights), host(nets[0].weights)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("path", ["network fast path", "network per-example",
+                                  "model L2 + momentum"])
+def test_byte_pixels_train_exactly_as_their_floats(mnist, xp, path):
+    """`expand` keeps MNIST's pixels as uint8 (a quarter of the memory); every
+    path turns them into the very floats the IDX reader makes, so a run on
+    bytes ends with the weights of a run on floats, bit for bit."""
+    from digitnet.data import Dataset, expand
+    training_set, _, test = mnist
+    kind, options, _ = PATHS[path]
+    bytes_set = expand(training_set[:60])
+    assert bytes_set.images.dtype == np.uint8 and len(bytes_set) == 300
+    floats = Dataset(bytes_set.images.astype(np.float32) / np.float32(255.0), bytes_set.labels)
+    nets = []
+    for data in (bytes_set, floats):
+        net = (Network([784, 20, 10], seed=3, device=xp, dtype="float64") if kind == "network"
+               else Model("fc:20,fc:10", seed=3, device=xp, dtype="float64"))
+        net.sgd(data, 1, 10, 2.0, **options)
+        nets.append(net)
+        assert net.evaluate(data) == nets[0].evaluate(bytes_set)
+    for a, b in zip(host(nets[0].weights + nets[0].biases), host(nets[1].weights + nets[1].biases)):
+        np.testing.assert_array_equal(a, b)

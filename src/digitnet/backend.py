@@ -152,6 +152,16 @@ def take_rows_kwargs(xp):
     return {"axis": 0, "mode": "clip"} if xp is np else {"axis": 0}
 
 
+def bytes_to_float(xp, x, dtype):
+    """uint8 pixels (0-255) as the floats k/255, computed in float32 as the
+    IDX reader computes them, so bytes and floats train identically; other
+    arrays pass through."""
+    if x.dtype != xp.uint8:
+        return x
+    f = xp.astype(x, xp.float32) / 255.0
+    return f if dtype == xp.float32 else xp.astype(f, dtype)
+
+
 def quiet_overflow(xp):
     """A context where exp overflowing to inf is expected, not warned about,
     and so is the NaN of a diverging run, which the trainer reports itself."""

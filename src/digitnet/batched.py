@@ -47,6 +47,7 @@ class FastBatched:
         xp = self.xp = net.xp
         self.net, self.sizes = net, sizes
         self.rows = rows
+        self.bytes = rows.dtype == xp.uint8
         self.by_rows = mini_batch_size >= ROWS_FROM or backend.is_cupy(xp)
         # One-hot targets for the whole set, made once: a gather per step.
         self.targets = xp.take(xp.eye(sizes[-1], dtype=net.dtype), labels, axis=0)
@@ -54,6 +55,7 @@ class FastBatched:
         self.nabla = [self.matrix(*wb.shape) for wb in self.wb]
         self.plans = {}
         self.one = self.scalar(1.0)
+        self.two55 = xp.asarray(255.0, dtype=xp.float32)
         self.take = xp.take
         self.take_kw = backend.take_rows_kwargs(xp)
 
@@ -89,6 +91,8 @@ class FastBatched:
         if m not in self.plans:
             xp, dt, sizes = self.xp, self.net.dtype, self.sizes
             x = xp.ones((m, sizes[0] + 1), dtype=dt)  # gathered rows; last column stays 1
+            # uint8 rows are gathered as bytes, then scaled into x (bytes_to_float's k/255)
+            self.raw = xp.empty((m, sizes[0]), dtype=xp.uint8) if self.bytes else None
             y = xp.empty((m, sizes[-1]), dtype=dt)
             # a^l with a ones row for every hidden layer; the output has none.
             acts = [self.matrix(n + 1, m, fill=1) for n in sizes[1:-1]]
@@ -105,7 +109,7 @@ class FastBatched:
                 below = (gemm(wb[:, :-1].T, deltas[l], deltas[l - 1]), a_in[:-1],
                          zs[l - 1], deltas[l - 1]) if l else None
                 backward.append((below, gemm(deltas[l], a_in.T, self.nabla[l]), wb, self.nabla[l]))
-            self.plans[m] = (x[:, :-1], y, y.T, forward, backward[::-1], deltas[-1])
+            self.plans[m] = (x[:, :-1], y, y.T, forward, backward[::-1], deltas[-1], self.raw)
         return self.plans[m]
 
     def step(self, idx, k):
@@ -113,9 +117,13 @@ class FastBatched:
         xp, one = self.xp, self.one
         dot, subtract, multiply = xp.dot, xp.subtract, xp.multiply
         negative, exp, add, reciprocal = xp.negative, xp.exp, xp.add, xp.reciprocal
-        x_bare, y, y_t, forward, backward, delta = (self.plans.get(idx.shape[0])
-                                                     or self._plan(idx.shape[0]))
-        self.take(self.rows, idx, out=x_bare, **self.take_kw)
+        x_bare, y, y_t, forward, backward, delta, raw = (self.plans.get(idx.shape[0])
+                                                          or self._plan(idx.shape[0]))
+        if raw is None:
+            self.take(self.rows, idx, out=x_bare, **self.take_kw)
+        else:  # computed in float32 whatever x's dtype, as bytes_to_float does
+            self.take(self.rows, idx, out=raw, **self.take_kw)
+            xp.divide(raw, self.two55, out=x_bare)
         self.take(self.targets, idx, out=y, **self.take_kw)
         # Feedforward: a^l = sigma(z), z = [w | b] [a^{l-1}; 1], one GEMM a layer.
         # sigma(z) = 1/(1+exp(-z)): exp overflows to inf for very negative z,

@@ -118,7 +118,7 @@ def stepper(net, rows, labels, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
     decay = eta * lmbda / n
 
     def step(idx):
-        x = xp.take(rows, idx, axis=0).T
+        x = backend.bytes_to_float(xp, xp.take(rows, idx, axis=0), net.dtype).T
         if augmented:
             x = augment.augment(xp, x, augment.draw(net.rng, x.shape[1]), side)
         y = one_hot(xp, xp.take(labels, idx), eye)

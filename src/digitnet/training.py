@@ -57,6 +57,8 @@ def to_device(net, data):
 
     Rows are examples, (n, features), so a mini-batch is a gather of
     contiguous rows; its transpose is the book's (features, m) matrix.
+    uint8 pixels stay bytes (a quarter of the memory) and each mini-batch or
+    chunk becomes floats as it is used (backend.bytes_to_float).
     """
     rows = np.ascontiguousarray(data.images.T)  # a view for our own datasets
     if rows.shape[0] == 0:
@@ -68,7 +70,8 @@ def to_device(net, data):
     if labels.min() < 0 or labels.max() >= net.n_out:
         raise ValueError(f"labels must lie in 0..{net.n_out - 1} for a network "
                          f"with {net.n_out} outputs")
-    return net.asarray(rows), net.xp.asarray(labels)
+    rows = net.xp.asarray(rows) if rows.dtype == np.uint8 else net.asarray(rows)
+    return rows, net.xp.asarray(labels)
 
 
 def chunk_size(net):
@@ -87,7 +90,7 @@ def measure(net, rows, labels, chunk=None):
     cost, correct, n, chunk = 0.0, 0, rows.shape[0], chunk or chunk_size(net)
     for k in range(0, n, chunk):
         end = min(k + chunk, n)  # the Array API leaves out-of-range stops undefined
-        out = net.feedforward(rows[k:end, :].T)
+        out = net.feedforward(backend.bytes_to_float(xp, rows[k:end, :], net.dtype).T)
         cost += fn(xp, out, one_hot(xp, labels[k:end], eye))
         correct += int(xp.count_nonzero(xp.argmax(out, axis=0) == labels[k:end]))
     return cost, correct
