@@ -19,6 +19,7 @@ run draws the same; the pixel work runs on the network's device, written
 once against `xp` like the rest of the core.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -37,7 +38,7 @@ STRENGTH = {"rotate": 12.0,      # degrees, +-
 GRID = 4  # coarse elastic grid points per side
 
 
-def draw(rng, m, side=28):
+def draw(rng, m):
     """The random parameters of m distortions, as host float64 arrays."""
     s = STRENGTH
     u = lambda low, high, shape=(m,): rng.uniform(low, high, shape)
@@ -62,20 +63,28 @@ def interpolation(n_in, n_out):
     return w
 
 
+@functools.lru_cache(maxsize=4)
+def grid(side):
+    """The fixed part of every distortion, made once per picture size: each
+    output pixel's (row, column) about the centre, each (side*side, 1), and
+    the (side*side, GRID*GRID) interpolation of the coarse elastic field."""
+    c = (side - 1) / 2
+    up = interpolation(GRID, side)
+    return (np.repeat(np.arange(side), side)[:, None] - c,
+            np.tile(np.arange(side), side)[:, None] - c, np.kron(up, up))
+
+
 def source_coordinates(xp, params, side, dtype):
     """(rows, cols), each (side*side, m): where each output pixel of each
     example takes its value from.  The affine map is about the picture's
     centre, applied backwards (output -> input), plus the elastic field."""
     c = (side - 1) / 2
-    r0 = np.repeat(np.arange(side), side)[:, None] - c   # (side*side, 1)
-    c0 = np.tile(np.arange(side), side)[:, None] - c
+    r0, c0, field = grid(side)
     cos, sin = np.cos(params["angle"]), np.sin(params["angle"])
     sy, sx = params["scale"], params["scale"] * params["aspect"]
     # The forward map scales, shears and rotates; its inverse, per example:
     a = np.stack([cos / sy, sin / sy, -sin / sx - params["shear"] * cos / sy,
                   cos / sx - params["shear"] * sin / sy])                     # (4, m)
-    up = interpolation(GRID, side)
-    field = np.kron(up, up)                                                   # (side*side, GRID*GRID)
     as_x = lambda h: xp.asarray(h, dtype=dtype)
     a = [as_x(a[k:k + 1]) for k in range(4)]                                   # each (1, m)
     sr, sc = as_x(params["shift"][0:1]), as_x(params["shift"][1:2])

@@ -177,7 +177,7 @@ def new_run(args, xp, classes):
 
 
 # The command's own settings a checkpoint keeps, beside the run's.
-KEPT = ("epochs", "dataset", "expand", "monitor_training", "save", "metrics", "seed")
+KEPT = ("epochs", "dataset", "expand", "monitor_training", "save", "metrics")
 
 
 def resumed_run(args, parser, xp):
@@ -186,8 +186,7 @@ def resumed_run(args, parser, xp):
     run, kept = checkpoint.load_run(args.resume, device=xp)
     for key in KEPT:
         if getattr(args, key, None) is None:
-            setattr(args, key, kept.get(key, DEFAULTS.get(key, run.net.seed if key == "seed"
-                                                          else None)))
+            setattr(args, key, kept.get(key, DEFAULTS.get(key)))
     if args.checkpoint is None:
         args.checkpoint = args.resume
     for flag, path in (("--save", args.save), ("--metrics", args.metrics),

@@ -155,10 +155,12 @@ class Run:
         self.net.rng.bit_generator.state = rng_state
 
     def use_best(self):
-        """Put the best validation epoch's weights into the network, if any."""
+        """Put the best validation epoch's weights into the network, if any
+        (again and again: the last epoch's are kept aside only once)."""
         if self.best is not None:
             xp = self.net.xp
-            self.last = (self.net.weights[:], self.net.biases[:])
+            if self.last is None:
+                self.last = (self.net.weights[:], self.net.biases[:])
             self.net.weights[:] = copies(xp, self.best[1])
             self.net.biases[:] = copies(xp, self.best[2])
 
@@ -247,9 +249,9 @@ def fit(run, training_data, epochs, validation_data=None, test_data=None,
         net.weights[:], net.biases[:] = run.last
         run.last = None
     rows, labels = to_device(net, training_data)
-    sets = {name: to_device(net, d) for name, d in
-            (("training", training_data if monitor_training else None),
-             ("validation", validation_data), ("test", test_data)) if d is not None}
+    sets = {"training": (rows, labels)} if monitor_training else {}
+    sets.update((name, to_device(net, d)) for name, d in
+                (("validation", validation_data), ("test", test_data)) if d is not None)
     n = rows.shape[0]
     if run.settings["mini_batch_size"] > n:
         raise ValueError(f"mini_batch_size {run.settings['mini_batch_size']} is larger "
