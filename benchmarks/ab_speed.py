@@ -1,6 +1,6 @@
 """A/B speed of two versions of digitnet in one process, epoch by epoch.
 
-    DIGITNET_DATA=../shared/data python benchmarks/ab_speed.py OLD/src NEW/src [ROUNDS]
+    DIGITNET_DATA=../shared/data python benchmarks/ab_speed.py OLD/src NEW/src [ROUNDS] [CASE...]
 
 Both source trees are imported side by side (as packages `digitnet_a` and
 `digitnet_b`), and each case runs one epoch of the old version, then one of
@@ -12,7 +12,8 @@ over 10,000 real MNIST images; the dense recipe's network and options
 the conv recipe's (m = 20) over 2,000 expanded images.  Only `sgd` with no
 monitoring is timed, which old and new versions both have.  Prints each
 case's median examples per second, and the median and range of the
-per-pair new/old ratios.
+per-pair new/old ratios.  CASE words pick the cases whose names contain
+them (e.g. `dense conv`).
 """
 
 import importlib.util
@@ -58,8 +59,9 @@ def timed(epoch):
     return time.perf_counter() - start
 
 
-def main(old, new, rounds=9):
+def main(old, new, rounds=9, only=()):
     pairs = zip(cases(load(old, "digitnet_a")), cases(load(new, "digitnet_b")))
+    pairs = [p for p in pairs if not only or any(word in p[0][0] for word in only)]
     print(f"{'case':<20}{'old ex/s':>11}{'new ex/s':>11}{'new/old':>9}  [range]   "
           f"(medians of {rounds} old/new pairs)")
     for (name, n, old_epoch), (_, _, new_epoch) in pairs:
@@ -73,4 +75,4 @@ def main(old, new, rounds=9):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 9)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 9, sys.argv[4:])

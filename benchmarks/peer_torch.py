@@ -39,3 +39,78 @@ def make_epoch(torch, sizes, rows, labels, mini_batch_size, eta, dtype, device, 
         if device == "cuda":
             torch.cuda.synchronize()
     return epoch
+
+
+def make_model_epoch(torch, spec, rows, labels, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
+                     dropout=0.0, n=None, seed=0, device="cpu"):
+    """One epoch of the README recipes' networks (model.py) in PyTorch, as a
+    user would write it: ReLU, N(0, 1/n_in) weights and zero biases, a softmax
+    output with the mean log-likelihood (CrossEntropyLoss), SGD with momentum
+    and weight decay on the weights only (digitnet's L2: decay eta*lmbda/n per
+    step is lr * weight_decay with weight_decay = lmbda/n), and dropout on the
+    inputs of every fully connected layer fed by a hidden layer.  Pooling
+    comes before the ReLU, as digitnet does it (the same function, cheaper).
+    `n` is the training set size of the L2 term (default: the rows given).
+    """
+    torch.manual_seed(seed)
+    shape, layers, hidden = (1, 28, 28), [], False
+    items = [item.split(":") for item in spec.split(",")]
+    for i, (kind, arg) in enumerate(items):
+        nums = [int(v) for v in arg.split("x")]
+        last = i == len(items) - 1
+        if kind == "conv":
+            layer = torch.nn.Conv2d(shape[0], nums[0], nums[1])
+            shape = (nums[0], shape[1] - nums[1] + 1, shape[2] - nums[1] + 1)
+            layers.append(layer)
+            if items[i + 1][0] != "pool":
+                layers.append(torch.nn.ReLU())
+        elif kind == "pool":
+            layers += [torch.nn.MaxPool2d(nums[0]), torch.nn.ReLU()]
+            shape = (shape[0], shape[1] // nums[0], shape[2] // nums[0])
+        else:
+            if len(shape) == 3:
+                layers.append(torch.nn.Flatten())
+                shape = (shape[0] * shape[1] * shape[2],)
+            if dropout and hidden:
+                layers.append(torch.nn.Dropout(dropout))
+            layer = torch.nn.Linear(shape[0], nums[0])
+            shape = (nums[0],)
+            layers.append(layer)
+            if not last:
+                layers.append(torch.nn.ReLU())
+        if kind != "pool":
+            hidden = True
+            with torch.no_grad():
+                fan_in = layer.weight[0].numel()
+                layer.weight.normal_(0.0, fan_in ** -0.5)
+                layer.bias.zero_()
+    model = torch.nn.Sequential(*layers).to(device)
+    model.train()
+    weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+    biases = [p for name, p in model.named_parameters() if name.endswith("bias")]
+    n_total = n or rows.shape[0]
+    opt = torch.optim.SGD([{"params": weights, "weight_decay": lmbda / n_total},
+                           {"params": biases, "weight_decay": 0.0}],
+                          lr=eta, momentum=momentum)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    # uint8 pixels kept as bytes and scaled per mini-batch, as digitnet does
+    x_all = torch.as_tensor(np.ascontiguousarray(rows), device=device)
+    y_all = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
+    images = len(shape) == 3 or spec.startswith("conv")
+    rng = np.random.default_rng(seed)
+
+    def epoch():
+        order = torch.as_tensor(rng.permutation(x_all.shape[0]), device=device)
+        for k in range(0, x_all.shape[0], mini_batch_size):
+            idx = order[k:k + mini_batch_size]
+            x = x_all[idx].float() / 255.0
+            if images:
+                x = x.view(-1, 1, 28, 28)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y_all[idx])
+            loss.backward()
+            opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+    epoch.model = model
+    return epoch

@@ -5,6 +5,9 @@ terms of the function's *output* a = f(z).  Backprop then needs only the
 activations it already stored, never z, and never a second exp.
 """
 
+from . import backend
+
+
 def sigmoid(xp, z):
     """The sigmoid 1/(1+exp(-z)), computed without overflow.
 
@@ -34,7 +37,7 @@ def relu(xp, z):
 
 def relu_back(xp, a, d):
     """Pass d where the unit is on; 0 at and below the kink (a subgradient)."""
-    return xp.where(a > 0, d, 0.0)
+    return backend.where_zero(xp, a > 0, d)
 
 
 def softmax(xp, z):

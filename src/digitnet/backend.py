@@ -152,6 +152,29 @@ def take_rows_kwargs(xp):
     return {"axis": 0, "mode": "clip"} if xp is np else {"axis": 0}
 
 
+def windows(xp, x, k, out_h, out_w):
+    """The k x k windows of feature maps x (C, H, W, m) as one view
+    (C, k, k, out_h, out_w, m), or None where the namespace has no strides
+    (the caller stacks the k*k shifted slices instead).  Reshaping the view
+    then copies it once, ~4x faster than stacking 25 slices (measured on
+    the conv recipe's layers, benchmarks/RESULTS.md)."""
+    if not has_out(xp):
+        return None
+    c, _, _, m = x.shape
+    s = x.strides
+    return xp.lib.stride_tricks.as_strided(
+        x, (c, k, k, out_h, out_w, m), (s[0], s[1], s[2], s[1], s[2], s[3]))
+
+
+def where_zero(xp, cond, d):
+    """d where cond holds, else 0.  NumPy's where is 2.6x slower than a
+    product with the boolean mask (606 vs 230 us on the conv recipe's first
+    pooling); the strict namespace has no bool * float, so it keeps where."""
+    if has_out(xp):
+        return xp.multiply(cond, d)
+    return xp.where(cond, d, xp.zeros((), dtype=d.dtype))
+
+
 def bytes_to_float(xp, x, dtype):
     """uint8 pixels (0-255) as the floats k/255, computed in float32 as the
     IDX reader computes them, so bytes and floats train identically; other

@@ -62,8 +62,11 @@ def update(net, nabla_b, nabla_w, k, decay, momentum, velocities):
     if momentum:
         for w, b, nw, nb, (vw, vb) in zip(net.weights, net.biases, nabla_w, nabla_b,
                                           velocities):
+            # one temporary at a time: at fc:300 each pass is ~1 MB
             vw *= momentum
-            vw -= (k * nw + decay * w) if decay else k * nw
+            vw -= k * nw
+            if decay:
+                vw -= decay * w
             vb *= momentum
             vb -= k * nb
             w += vw
