@@ -1,10 +1,12 @@
 """The batched engine's fast path, for array modules with ``out=`` (NumPy, CuPy).
 
 It takes the same step as the plain batched engine (engines.py: backprop on
-the (784, m) mini-batch, then w -> w - eta/m nabla_w) for any network that
-is a chain of sigmoid layers on the quadratic cost, but with as few array calls
-as possible, because at the book's m = 10 the cost of each call, not the
-arithmetic, decides the speed:
+the (784, m) mini-batch, then the update with momentum and L2) for any
+chain of fully connected layers: sigmoid, tanh or ReLU hidden layers, a
+sigmoid or softmax output, every cost, dropout.  It does so with as few
+array calls as possible, because at the book's m = 10 the cost of each
+call, not the arithmetic, decides the speed, and at fc:300 every pass over
+the weights costs as much as a GEMM:
 
 - every intermediate lives in a buffer allocated once per mini-batch size,
   and ufuncs and GEMMs write into it with ``out=``;
@@ -13,23 +15,29 @@ arithmetic, decides the speed:
   (nabla_w | nabla_b) = delta [a; 1]^T (the ones row sums delta: BP3);
 - the output delta is scaled by eta/m once; backprop is linear in delta, so
   every later delta and gradient comes out pre-scaled and the update is a
-  single subtraction.
+  single subtraction (momentum: three passes; L2: two more);
+- on CuPy each elementwise chain is one fused kernel (kernels.py).
 
-Weights are copied into this workspace at the start of an epoch and back
-into the network's `weights` and `biases` at its end.
+Weights (and momentum velocities) are copied into this workspace at the
+start of an epoch and back into the network's lists at its end.
 
 The code reads in the book's orientation (neurons x examples), but for
-m >= ROWS_FROM every buffer is stored transposed (examples x neurons):
-OpenBLAS is 25-35% faster at these shapes when a GEMM's output has the long
-dimension first (see benchmarks/RESULTS.md).  Each GEMM C = A B whose C is
-stored transposed is issued as C^T = B^T A^T, decided once per buffer set.
-On CuPy every m uses that layout: the other one's transposed weight view is
-neither C- nor F-contiguous, and CuPy would copy it before every GEMM.
+m >= ROWS_FROM, for any layer wider than WIDE and on CuPy every buffer is
+stored transposed (examples x neurons): OpenBLAS is 25-35% faster at these
+shapes when a GEMM's output has the long dimension first, and the weight
+part of [w | b] is then one contiguous block for L2 (see
+benchmarks/RESULTS.md).  Each GEMM C = A B whose C is stored transposed is
+issued as C^T = B^T A^T, decided once per buffer set.  On CuPy the other
+layout's transposed weight view is neither C- nor F-contiguous, and CuPy
+would copy it before every GEMM.
 """
 
-from . import backend
+import numpy as np
+
+from . import backend, kernels
 
 ROWS_FROM = 50
+WIDE = 100
 
 
 def gemm(a, b, c):
@@ -37,27 +45,52 @@ def gemm(a, b, c):
     return (a, b, c) if c.flags.c_contiguous else (b.T, a.T, c.T)
 
 
+def spec_of(net):
+    """(sizes, hidden activation, output, cost, dropout) when the fast path
+    can train `net`, else None: a chain of fully connected layers."""
+    config = net.config()
+    if config["kind"] == "network":
+        return list(config["sizes"]), "sigmoid", "sigmoid", "quadratic", 0.0
+    items = config["layers"].split(",")
+    if not all(item.startswith(("fc:", "softmax:")) for item in items):
+        return None
+    sizes = [net.n_in] + [int(item.partition(":")[2]) for item in items]
+    return sizes, config["activation"], net.output, config["cost"], float(config["dropout"])
+
+
 class FastBatched:
     """Preallocated state for training one network on one device dataset.
 
-    `sizes` are the network's layer sizes, input first (engines.fast_sizes).
+    `spec` is spec_of(net); `decay` is eta lmbda / n, and `velocities` the
+    run's momentum buffers (pairs like the network's (w, b)).
     """
 
-    def __init__(self, net, sizes, rows, labels, mini_batch_size):
+    def __init__(self, net, spec, rows, labels, mini_batch_size, momentum=0.0, decay=0.0,
+                 velocities=None):
         xp = self.xp = net.xp
-        self.net, self.sizes = net, sizes
+        self.net = net
+        self.sizes, self.activation, self.output, self.cost, self.dropout = spec
+        sizes = self.sizes
         self.rows = rows
         self.bytes = rows.dtype == xp.uint8
-        self.by_rows = mini_batch_size >= ROWS_FROM or backend.is_cupy(xp)
+        self.by_rows = (mini_batch_size >= ROWS_FROM or max(sizes[1:]) > WIDE
+                        or backend.is_cupy(xp))
         # One-hot targets for the whole set, made once: a gather per step.
         self.targets = xp.take(xp.eye(sizes[-1], dtype=net.dtype), labels, axis=0)
         self.wb = [self.matrix(w.shape[0], w.shape[1] + 1) for w in net.weights]
         self.nabla = [self.matrix(*wb.shape) for wb in self.wb]
+        self.velocities = velocities if momentum else None
+        self.vel = [self.matrix(*wb.shape) for wb in self.wb] if momentum else None
         self.plans = {}
         self.one = self.scalar(1.0)
+        self.zero = self.scalar(0.0)
+        self.mu = self.scalar(momentum)
+        self.decay = self.scalar(decay) if decay else None
+        self.keep = self.scalar(1.0 - decay)
+        self.keep_p = self.scalar(1.0 - self.dropout)  # dropout's 1 - p
         self.two55 = xp.asarray(255.0, dtype=xp.float32)
-        self.take = xp.take
-        self.take_kw = backend.take_rows_kwargs(xp)
+        self.labels = labels
+        self.k = kernels.for_namespace(xp)
 
     def matrix(self, rows, cols, fill=None):
         """A (rows, cols) work array, stored transposed when by_rows."""
@@ -71,16 +104,23 @@ class FastBatched:
         return self.xp.asarray(value, dtype=self.net.dtype)
 
     def load(self):
-        """Copy the network's weights and biases into the [w | b] matrices."""
-        for wb, w, b in zip(self.wb, self.net.weights, self.net.biases):
+        """Copy the network's weights, biases and velocities into the workspace."""
+        pairs = zip(self.net.weights, self.net.biases)
+        for wb, (w, b) in zip(self.wb, pairs):
             wb[:, :-1] = w
             wb[:, -1:] = b
+        for v, (vw, vb) in zip(self.vel or (), self.velocities or ()):
+            v[:, :-1] = vw
+            v[:, -1:] = vb
 
     def store(self):
-        """Copy the trained [w | b] back into the network, in place."""
+        """Copy the trained parameters and velocities back, in place."""
         for wb, w, b in zip(self.wb, self.net.weights, self.net.biases):
             w[...] = wb[:, :-1]
             b[...] = wb[:, -1:]
+        for v, (vw, vb) in zip(self.vel or (), self.velocities or ()):
+            vw[...] = v[:, :-1]
+            vb[...] = v[:, -1:]
 
     def _plan(self, m):
         """Work arrays, and every view of them a step needs, for m examples.
@@ -92,63 +132,82 @@ class FastBatched:
             xp, dt, sizes = self.xp, self.net.dtype, self.sizes
             x = xp.ones((m, sizes[0] + 1), dtype=dt)  # gathered rows; last column stays 1
             # uint8 rows are gathered as bytes, then scaled into x (bytes_to_float's k/255)
-            self.raw = xp.empty((m, sizes[0]), dtype=xp.uint8) if self.bytes else None
+            raw = xp.empty((m, sizes[0]), dtype=xp.uint8) if self.bytes else None
             y = xp.empty((m, sizes[-1]), dtype=dt)
-            # a^l with a ones row for every hidden layer; the output has none.
+            # [a^l; 1] for every hidden layer (the next layer's input, dropped
+            # out when dropout is on); the output has no ones row.
             acts = [self.matrix(n + 1, m, fill=1) for n in sizes[1:-1]]
             out = self.matrix(sizes[-1], m)
             zs = [self.matrix(n, m) for n in sizes[1:]]
             deltas = [self.matrix(n, m) for n in sizes[1:]]
+            # f(z) of each hidden layer: its own buffer when dropout thins it
+            # (the derivative needs the undropped value), else acts' top rows.
+            fs = [self.matrix(n, m) if self.dropout else acts[l][:-1]
+                  for l, n in enumerate(sizes[1:-1])]
+            # dropout: uniform draws on the host in the plain path's order,
+            # (m, n) as Model.dropout_masks draws them (the by-rows layout),
+            # their device copies, and the masks (0 or 1/(1-p))
+            hidden = sizes[1:-1] if self.dropout else []
+            hosts = [np.empty((m, n), dtype=np.float32) for n in hidden]
+            draws = [(h, xp.empty(h.shape, dtype=xp.float32) if backend.is_cupy(xp) else h)
+                     for h in hosts]
+            masks = [self.matrix(n, m) for n in hidden]
+            column = self.matrix(1, m)
+            K, one, zero = self.k, self.one, self.zero
             forward, backward = [], []
             last = len(self.wb) - 1
             for l, wb in enumerate(self.wb):
                 a_in = x.T if l == 0 else acts[l - 1]          # [a^{l-1}; 1]
-                a = out if l == last else acts[l][:-1]         # a^l
-                forward.append((gemm(wb, a_in, zs[l]), zs[l], a))
-                # BP2 writes delta^{l-1} = w^T delta, using z^{l-1}'s buffer for sigma'.
-                below = (gemm(wb[:, :-1].T, deltas[l], deltas[l - 1]), a_in[:-1],
-                         zs[l - 1], deltas[l - 1]) if l else None
-                backward.append((below, gemm(deltas[l], a_in.T, self.nabla[l]), wb, self.nabla[l]))
-            self.plans[m] = (x[:, :-1], y, y.T, forward, backward[::-1], deltas[-1], self.raw)
+                a = out if l == last else fs[l]                # a^l = f(z^l)
+                if l == last and self.output == "softmax":
+                    act = (K.softmax, (xp, zs[l], column, a))
+                else:  # with dropout, the next layer's input is a thinned copy of a
+                    drop = ((draws[l][1].T, self.dropout, self.keep_p, masks[l], acts[l][:-1])
+                            if self.dropout and l < last else None)
+                    kind = self.output if l == last else self.activation
+                    act = (K.activate, (xp, kind, zs[l], a, one, zero, drop))
+                forward.append(gemm(wb, a_in, zs[l]) + act)
+                # BP2 writes delta^{l-1} = w^T delta, using z^{l-1}'s buffer for f'.
+                below = gemm(wb[:, :-1].T, deltas[l], deltas[l - 1]) + (
+                    K.hidden_delta, (xp, self.activation, deltas[l - 1], fs[l - 1],
+                                     masks[l - 1] if self.dropout else None, zs[l - 1],
+                                     one, zero)) if l else None
+                v = self.vel[l] if self.vel else None
+                update = (xp, wb, self.nabla[l], v, wb[:, :-1], self.nabla[l][:, :-1],
+                          None if v is None else v[:, :-1], self.mu, self.decay, self.keep)
+                backward.append((below,) + gemm(deltas[l], a_in.T, self.nabla[l])
+                                + (K.update, update))
+            # output_delta's arguments around the step's idx and k
+            delta = ((xp, self.cost == "quadratic", out, self.targets, self.labels),
+                     (deltas[-1], zs[-1], one))
+            self.plans[m] = (x[:, :-1], raw, y, draws, forward, delta, backward[::-1])
         return self.plans[m]
 
     def step(self, idx, k):
-        """One SGD step on the examples `idx`, learning rate k = eta/m."""
-        xp, one = self.xp, self.one
-        dot, subtract, multiply = xp.dot, xp.subtract, xp.multiply
-        negative, exp, add, reciprocal = xp.negative, xp.exp, xp.add, xp.reciprocal
-        x_bare, y, y_t, forward, backward, delta, raw = (self.plans.get(idx.shape[0])
-                                                          or self._plan(idx.shape[0]))
-        if raw is None:
-            self.take(self.rows, idx, out=x_bare, **self.take_kw)
-        else:  # computed in float32 whatever x's dtype, as bytes_to_float does
-            self.take(self.rows, idx, out=raw, **self.take_kw)
-            xp.divide(raw, self.two55, out=x_bare)
-        self.take(self.targets, idx, out=y, **self.take_kw)
-        # Feedforward: a^l = sigma(z), z = [w | b] [a^{l-1}; 1], one GEMM a layer.
-        # sigma(z) = 1/(1+exp(-z)): exp overflows to inf for very negative z,
-        # which gives exactly 0, the right limit (run() silences the warning).
-        for (left, right, product), z, a in forward:
+        """One SGD step on the examples `idx`, learning rate k = eta/m.
+
+        Each layer is one GEMM and one kernels.py call forward, and one or
+        two GEMMs and calls backward, with every argument bound in _plan.
+        """
+        xp, K, dot = self.xp, self.k, self.xp.dot
+        x, raw, y, draws, forward, (head, tail), backward = (self.plans.get(idx.shape[0])
+                                                              or self._plan(idx.shape[0]))
+        K.gather(xp, self.rows, idx, x, raw, self.two55)
+        for host, device in draws:
+            self.net.rng.random(dtype=np.float32, out=host)
+            K.upload(xp, host, device)
+        # Feedforward: a^l = f(z), z = [w | b] [a^{l-1}; 1], one GEMM a layer.
+        for left, right, product, act, args in forward:
             dot(left, right, out=product)
-            negative(z, out=z)
-            exp(z, out=z)
-            add(z, one, out=z)
-            reciprocal(z, out=a)
-        # BP1 for the quadratic cost, times k: delta = k (a - y) sigma'(z),
-        # with sigma'(z) = a (1 - a) (the output's z buffer is free to hold it).
-        t = z
-        subtract(a, y_t, out=delta)
-        subtract(one, a, out=t)
-        multiply(t, a, out=t)
-        multiply(delta, t, out=delta)
-        multiply(delta, k, out=delta)
-        for below, (left, right, product), wb, nabla in backward:
-            if below is not None:  # BP2, w^l before its update: delta^{l-1} = (w^T delta) sigma'
-                (l2, r2, p2), a_below, t, delta_below = below
+            act(*args)
+        # BP1 times k: k (a - y) sigma'(z) for the quadratic cost, k (a - y)
+        # when f' cancels (cross-entropy, log-likelihood).
+        K.output_delta(*head, idx, y, k, *tail)
+        for below, left, right, product, update, args in backward:
+            if below is not None:  # BP2, w^l before its update: delta^{l-1} = (w^T delta) f'
+                l2, r2, p2, hidden_delta, hidden_args = below
                 dot(l2, r2, out=p2)
-                subtract(one, a_below, out=t)
-                multiply(t, a_below, out=t)
-                multiply(delta_below, t, out=delta_below)
+                hidden_delta(*hidden_args)
             # BP3 + BP4 in one GEMM: k (nabla_w | nabla_b) = delta [a; 1]^T.
             dot(left, right, out=product)
-            subtract(wb, nabla, out=wb)
+            update(*args)

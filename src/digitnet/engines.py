@@ -11,15 +11,15 @@ update with momentum mu and L2 parameter lmbda over n training examples,
 is the book's weight decay w -> (1 - eta lmbda/n) w - (eta/m) nabla_w when
 mu = 0.  Biases are not decayed.
 
-Where it applies (the batched engine on NumPy or CuPy, a chain of sigmoid
-layers on the quadratic cost, no dropout, L2 or momentum) a step takes the
-fast path of batched.py, whose arithmetic is the same in another order.
+Where it applies (the batched engine on NumPy or CuPy, a chain of fully
+connected layers, no augmentation) a step takes the fast path of
+batched.py, whose arithmetic is the same in another order.
 """
 
 import math
 
 from . import augment, backend
-from .batched import FastBatched
+from .batched import FastBatched, spec_of
 
 ENGINES = ("batched", "per-example")
 
@@ -79,20 +79,6 @@ def update(net, nabla_b, nabla_w, k, decay, momentum, velocities):
         b -= k * nb
 
 
-def fast_sizes(net):
-    """The layer sizes when the fast path can train `net`, else None: a chain
-    of fully connected sigmoid layers on the quadratic cost, no dropout."""
-    config = net.config()
-    if config["kind"] == "network":
-        return list(config["sizes"])
-    items = config["layers"].split(",")
-    if (config["cost"] != "quadratic" or config["dropout"]
-            or not all(item.startswith("fc:") for item in items)
-            or (len(items) > 1 and config["activation"] != "sigmoid")):
-        return None
-    return [net.n_in] + [int(item[3:]) for item in items]
-
-
 def stepper(net, rows, labels, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
             engine="batched", velocities=None, augmented=False):
     """(begin, step, end) for one pass over device data (training.to_device).
@@ -103,14 +89,14 @@ def stepper(net, rows, labels, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
     """
     xp, n = net.xp, rows.shape[0]
     m = int(mini_batch_size)
-    sizes = fast_sizes(net)
+    spec = spec_of(net)
     side = math.isqrt(net.n_in)
     if augmented and side * side != net.n_in:
         raise ValueError(f"augmentation needs square pictures, and the network takes "
                          f"{net.n_in} inputs")
-    if (engine == "batched" and backend.has_out(xp) and sizes is not None
-            and not lmbda and not momentum and not augmented):
-        fast = FastBatched(net, sizes, rows, labels, m)
+    decay = eta * lmbda / n
+    if engine == "batched" and backend.has_out(xp) and spec is not None and not augmented:
+        fast = FastBatched(net, spec, rows, labels, m, momentum, decay, velocities)
         ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
 
         def step(idx):
@@ -118,7 +104,6 @@ def stepper(net, rows, labels, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
         return fast.load, step, fast.store
     gradient = GRADIENTS[engine]
     eye = xp.eye(net.n_out, dtype=net.dtype)
-    decay = eta * lmbda / n
 
     def step(idx):
         x = backend.bytes_to_float(xp, xp.take(rows, idx, axis=0), net.dtype).T

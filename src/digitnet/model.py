@@ -190,8 +190,10 @@ class Model:
         a kept one, so the expected input is unchanged and inference needs
         no rescaling (inverted dropout)."""
         p = self.dropout
-        return {i: self.asarray((self.rng.random((self.layers[i].n_in, m), dtype=np.float32)
-                                 >= p).astype(np.float32) / (1.0 - p))
+        # drawn (m, n) and transposed: the fast path (batched.py) draws
+        # straight into its by-rows buffers in the same order
+        return {i: self.asarray(self.rng.random((m, self.layers[i].n_in), dtype=np.float32).T
+                                >= p) / (1.0 - p)
                 for i in self.dropped()}
 
     def forward(self, x, masks=None):

@@ -1,0 +1,213 @@
+"""The fast path's elementwise chains (batched.py), each one call.
+
+On a GPU each array call is at least one kernel launch with ~10-20 us of
+host time, more than the arithmetic of a small mini-batch, so on CuPy every
+function here is a single fused kernel.  On NumPy the same function is the
+chain of in-place ufunc calls it replaces (NumPy has no fusion, and on a
+CPU a call costs ~1 us), and that chain is what the CPU tests check against
+the plain engine; both follow the same formulas in the same order.
+
+A step of the fast path is then: gather, per layer one GEMM and one
+`activate`, `output_delta`, per layer below the top one GEMM and one
+`hidden_delta`, and per layer one GEMM and one `update`.
+tests/test_kernels.py counts those calls.
+"""
+
+import numpy as np
+
+from . import backend
+
+
+# Kernel launches of each CupyKernels chain where it is not one (softmax:
+# the column max and sum are CuPy reductions around one fused kernel).
+LAUNCHES = {"softmax": 4}
+
+
+class NumpyKernels:
+    """The chains as NumPy ufunc calls writing into preallocated buffers."""
+
+    @staticmethod
+    def gather(xp, rows, idx, x, raw, two55):
+        """x = the rows `idx` (bytes are scaled by 1/255 in float32, as
+        backend.bytes_to_float does)."""
+        if raw is None:
+            xp.take(rows, idx, out=x, axis=0, mode="clip")  # in range: a permutation
+        else:
+            xp.take(rows, idx, out=raw, axis=0, mode="clip")
+            xp.divide(raw, two55, out=x)
+
+    @staticmethod
+    def upload(xp, host, device):
+        """The host's dropout draws on the device (here they are one array)."""
+
+    @staticmethod
+    def activate(xp, kind, z, a, one, zero, drop):
+        """a = f(z) in place of z's buffer; with drop = (draw, p, keep, mask,
+        thinned): mask = (draw >= p) / keep and thinned = a * mask."""
+        if kind == "sigmoid":  # 1/(1+exp(-z)): exp overflowing to inf gives exactly 0
+            xp.negative(z, out=z)
+            xp.exp(z, out=z)
+            xp.add(z, one, out=z)
+            xp.reciprocal(z, out=a)
+        elif kind == "relu":
+            xp.maximum(z, zero, out=a)
+        else:
+            xp.tanh(z, out=a)
+        if drop is not None:
+            draw, p, keep, mask, thinned = drop
+            xp.greater_equal(draw, p, out=mask)
+            xp.divide(mask, keep, out=mask)
+            xp.multiply(a, mask, out=thinned)
+
+    @staticmethod
+    def softmax(xp, z, column, a):
+        """a = exp(z - max) / sum, down each column; z is overwritten."""
+        xp.max(z, axis=0, keepdims=True, out=column)
+        xp.subtract(z, column, out=z)
+        xp.exp(z, out=z)
+        xp.sum(z, axis=0, keepdims=True, out=column)
+        xp.divide(z, column, out=a)
+
+    @staticmethod
+    def output_delta(xp, quadratic, a, targets, labels, idx, y, k, delta, t, one):
+        """BP1 times k: k (a - y) a (1 - a) for the quadratic cost on sigmoid
+        outputs, k (a - y) where f' cancels; y = the one-hot rows `idx`."""
+        xp.take(targets, idx, out=y, axis=0, mode="clip")
+        xp.subtract(a, y.T, out=delta)
+        if quadratic:
+            xp.subtract(one, a, out=t)
+            xp.multiply(t, a, out=t)
+            xp.multiply(delta, t, out=delta)
+        xp.multiply(delta, k, out=delta)
+
+    @staticmethod
+    def hidden_delta(xp, kind, delta, a, mask, t, one, zero):
+        """BP2's second half, in place: delta *= mask * f'(z), f' from a = f(z)."""
+        if mask is not None:
+            xp.multiply(delta, mask, out=delta)
+        if kind == "sigmoid":
+            xp.subtract(one, a, out=t)
+            xp.multiply(t, a, out=t)
+        elif kind == "relu":
+            xp.greater(a, zero, out=t)
+        else:
+            xp.multiply(a, a, out=t)
+            xp.subtract(one, t, out=t)
+        xp.multiply(delta, t, out=delta)
+
+    @staticmethod
+    def update(xp, wb, nabla, v, w, nabla_w, v_w, mu, decay, keep):
+        """[w | b] one step on the pre-scaled gradient nabla = k (nabla_w |
+        nabla_b), as engines.update: with momentum v = mu v - nabla - decay w
+        (decay on the weights only), w += v; else w *= 1 - decay, w -= nabla."""
+        if v is None:
+            if decay is not None:
+                xp.multiply(w, keep, out=w)
+            xp.subtract(wb, nabla, out=wb)
+            return
+        xp.multiply(v, mu, out=v)
+        xp.subtract(v, nabla, out=v)
+        if decay is not None:
+            xp.multiply(w, decay, out=nabla_w)  # nabla is spent: its buffer is scratch
+            xp.subtract(v_w, nabla_w, out=v_w)
+        xp.add(wb, v, out=wb)
+
+
+class CupyKernels:
+    """The same chains, each one CuPy kernel (compiled on first use).
+
+    Unverified on a GPU as of this writing (no GPU was lent to the session
+    that wrote it); benchmarks/gpu_check.sh runs the fast path against the
+    plain engine on CuPy.
+    """
+
+    _cache = {}
+
+    @classmethod
+    def _kernel(cls, cp, name, params, out, body):
+        key = (name, params, out, body)
+        if key not in cls._cache:
+            cls._cache[key] = cp.ElementwiseKernel(params, out, body, f"digitnet_{name}")
+        return cls._cache[key]
+
+    @classmethod
+    def gather(cls, cp, rows, idx, x, raw, two55):
+        # x is the (m, n) gathered block (maybe a view): row i // n, column i % n
+        scale = "/ 255.0f" if raw is not None else ""
+        cast = "(float)" if raw is not None else ""
+        kernel = cls._kernel(cp, "gather", "raw S rows, raw int64 idx, int64 n", "T x",
+                             f"x = (T)({cast}rows[idx[i / n] * n + i % n] {scale});")
+        kernel(rows, idx.astype(cp.int64, copy=False), x.shape[1], x)
+
+    @staticmethod
+    def upload(cp, host, device):
+        device.set(host)
+
+    @classmethod
+    def activate(cls, cp, kind, z, a, one, zero, drop):
+        f = {"sigmoid": "T f = (T)1 / ((T)1 + exp(-z));",
+             "relu": "T f = (z > (T)0 || z != z) ? z : (T)0;",
+             "tanh": "T f = tanh(z);"}[kind]
+        if drop is None:
+            cls._kernel(cp, "act_" + kind, "T z", "T a", f + " a = f;")(z, a)
+            return
+        draw, p, keep, mask, thinned = drop
+        kernel = cls._kernel(cp, "act_drop_" + kind, "T z, float32 draw, float32 p, T keep",
+                             "T a, T mask, T thinned",
+                             f + " T k = (draw >= p ? (T)1 : (T)0) / keep;"
+                             " a = f; mask = k; thinned = f * k;")
+        kernel(z, draw, p, keep, a, mask, thinned)
+
+    @classmethod
+    def softmax(cls, cp, z, column, a):
+        cp.max(z, axis=0, keepdims=True, out=column)
+        cls._kernel(cp, "shift_exp", "T c", "T z", "z = exp(z - c);")(column, z)
+        cp.sum(z, axis=0, keepdims=True, out=column)
+        cp.divide(z, column, out=a)
+
+    @classmethod
+    def output_delta(cls, cp, quadratic, a, targets, labels, idx, y, k, delta, t, one):
+        # delta is (n_out, m): class i / m, example i % m, its label labels[idx[i % m]]
+        d = "T d = a - (labels[idx[i % m]] == i / m ? (T)1 : (T)0);"
+        if quadratic:
+            d += " d = d * (((T)1 - a) * a);"
+        kernel = cls._kernel(cp, "output_delta" + ("_q" if quadratic else ""),
+                             "T a, raw I labels, raw I2 idx, int64 m, T k", "T delta",
+                             d + " delta = d * k;")
+        kernel(a, labels, idx, delta.shape[1], k, delta)
+
+    @classmethod
+    def hidden_delta(cls, cp, kind, delta, a, mask, t, one, zero):
+        fprime = {"sigmoid": "((T)1 - a) * a", "relu": "(a > (T)0 ? (T)1 : (T)0)",
+                  "tanh": "((T)1 - a * a)"}[kind]
+        if mask is None:
+            cls._kernel(cp, "hd_" + kind, "T a", "T delta",
+                        f"delta = delta * {fprime};")(a, delta)
+        else:
+            cls._kernel(cp, "hd_drop_" + kind, "T a, T mask", "T delta",
+                        f"delta = delta * mask * {fprime};")(a, mask, delta)
+
+    @classmethod
+    def update(cls, cp, wb, nabla, v, w, nabla_w, v_w, mu, decay, keep):
+        # one kernel over [w | b]: the last column (of the (rows, cols) view)
+        # holds the biases, which L2 leaves alone
+        cols = wb.shape[1]
+        if v is None:
+            body = ("wb = ((i % cols) == cols - 1 ? wb : wb * keep) - nabla;"
+                    if decay is not None else "wb = wb - nabla;")
+            cls._kernel(cp, "sgd", "T nabla, int64 cols, T keep", "T wb", body)(
+                nabla, cols, keep, wb)
+            return
+        body = ("T dv = (i % cols) == cols - 1 ? (T)0 : decay * wb;"
+                " v = (mu * v - nabla) - dv; wb = wb + v;") if decay is not None else (
+               "v = mu * v - nabla; wb = wb + v;")
+        cls._kernel(cp, "momentum", "T nabla, int64 cols, T mu, T decay", "T v, T wb", body)(
+            nabla, cols, mu, decay if decay is not None else mu, v, wb)
+
+
+def for_namespace(xp):
+    """The kernels for an array module with ``out=`` (NumPy or CuPy)."""
+    return CupyKernels if backend.is_cupy(xp) else NumpyKernels
+
+
+__all__ = ["NumpyKernels", "CupyKernels", "for_namespace", "np"]

@@ -1,0 +1,123 @@
+"""The fast path (batched.py and its kernels.py calls) for every dense
+network against the plain batched engine, and the number of array calls a
+step makes, which is the number of kernel launches on a GPU."""
+
+import numpy as np
+import pytest
+
+from digitnet import Model, Network, backend, batched, engines, kernels, training
+from conftest import blobs
+
+CASES = {
+    # name: (layers, Model options, run options)
+    "sigmoid quadratic": ("fc:7,fc:5,fc:4", dict(), dict()),
+    "relu log-likelihood dropout momentum L2": (
+        "fc:7,fc:5,softmax:4", dict(activation="relu", init="scaled", dropout=0.3),
+        dict(lmbda=3.0, momentum=0.7)),
+    "tanh cross-entropy L2": ("fc:7,fc:4", dict(activation="tanh", cost="cross-entropy"),
+                              dict(lmbda=3.0)),
+    "sigmoid softmax dropout": ("fc:6,softmax:4", dict(dropout=0.5), dict()),
+    "one layer softmax momentum": ("softmax:4", dict(), dict(momentum=0.5)),
+}
+
+
+def train(layers, options, run_options, m, plain, monkeypatch):
+    with monkeypatch.context() as patch:
+        if plain:
+            patch.setattr(backend, "has_out", lambda xp: False)
+        net = Model(layers, **options, seed=4, device="cpu", dtype="float64", input_shape=(12,))
+        before = [w.copy() for w in net.weights]
+        run = training.Run(net, m, 0.8, **run_options)
+        training.fit(run, blobs(150), 2)
+        return net, run, before
+
+
+@pytest.mark.parametrize("m", [7, 64])
+@pytest.mark.parametrize("case", CASES)
+def test_fast_path_matches_the_plain_engine(case, m, monkeypatch):
+    """Two epochs in float64, 150 examples (short last mini-batches), both
+    buffer layouts (m >= batched.ROWS_FROM is stored by rows): the same
+    weights, biases and momentum velocities to rounding, and the same dropout
+    masks (the generator ends in the same state)."""
+    layers, options, run_options = CASES[case]
+    used = []
+    real = batched.FastBatched.step
+    monkeypatch.setattr(batched.FastBatched, "step",
+                        lambda self, idx, k: used.append(1) or real(self, idx, k))
+    fast, fast_run, before = train(layers, options, run_options, m, False, monkeypatch)
+    assert used, "the fast path was not taken"
+    n_fast = len(used)
+    plain, plain_run, _ = train(layers, options, run_options, m, True, monkeypatch)
+    assert len(used) == n_fast, "the plain run took the fast path"
+    assert np.abs(before[0] - plain.weights[0]).max() > 1e-3  # it really trained
+    for a, b in zip(fast.weights + fast.biases, plain.weights + plain.biases):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    for pa, pb in zip(fast_run.velocities or (), plain_run.velocities or ()):
+        for a, b in zip(pa, pb):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert fast.rng.bit_generator.state == plain.rng.bit_generator.state
+
+
+class Counting:
+    """An array module that counts the calls made through it."""
+
+    def __init__(self, xp):
+        self.xp, self.calls = xp, []
+
+    def __getattr__(self, name):
+        attr = getattr(self.xp, name)
+        if not callable(attr) or isinstance(attr, type):  # dtypes are not calls
+            return attr
+
+        def call(*args, **kwargs):
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+        return call
+
+
+class CountingKernels:
+    """kernels.py's NumPy chains, each counted as the kernel launches of its
+    CuPy twin (kernels.LAUNCHES, else one), the calls inside them not counted."""
+
+    def __init__(self, counting):
+        self.counting = counting
+
+    def __getattr__(self, name):
+        chain = getattr(kernels.NumpyKernels, name)
+
+        def call(xp, *args):
+            self.counting.calls.extend([name] * kernels.LAUNCHES.get(name, 1))
+            return chain(np, *args)
+        return call
+
+
+def calls_per_step(net, m, **options):
+    data = blobs(200, features=net.n_in, classes=net.n_out)
+    rows, labels = training.to_device(net, data)
+    run_velocities = training.Run(net, m, 0.5, **options).velocities
+    begin, step, end = engines.stepper(net, rows, labels, m, 0.5, options.get("lmbda", 0.0),
+                                       options.get("momentum", 0.0), "batched", run_velocities)
+    fast = next(c.cell_contents for c in step.__closure__
+                if isinstance(c.cell_contents, batched.FastBatched))
+    counting = Counting(np)
+    fast.xp, fast.k = counting, CountingKernels(counting)
+    begin()
+    step(np.arange(m))  # builds (and binds) the buffers for m
+    del counting.calls[:]
+    step(np.arange(m, 2 * m))
+    end()
+    return counting.calls
+
+
+def test_a_chapter_1_step_is_at_most_12_calls():
+    """[784, 30, 10] at m = 10 (the issue's budget: 12, from 26)."""
+    calls = calls_per_step(Network([784, 30, 10], seed=0, device="cpu"), 10)
+    assert len(calls) <= 12, calls
+
+
+def test_a_dense_recipe_step_is_at_most_16_calls():
+    """fc:300 ReLU, softmax, dropout, momentum and L2 at m = 20 (budget 16, from 38)."""
+    net = Model("fc:300,softmax:10", activation="relu", init="scaled", dropout=0.3,
+                device="cpu")
+    calls = calls_per_step(net, 20, lmbda=5.0, momentum=0.9)
+    assert len(calls) <= 16, calls
