@@ -95,6 +95,7 @@ def make_model_epoch(torch, spec, rows, labels, mini_batch_size, eta, lmbda=0.0,
     loss_fn = torch.nn.CrossEntropyLoss()
     # uint8 pixels kept as bytes and scaled per mini-batch, as digitnet does
     x_all = torch.as_tensor(np.ascontiguousarray(rows), device=device)
+    raw_bytes = x_all.dtype == torch.uint8
     y_all = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
     images = len(shape) == 3 or spec.startswith("conv")
     rng = np.random.default_rng(seed)
@@ -103,7 +104,7 @@ def make_model_epoch(torch, spec, rows, labels, mini_batch_size, eta, lmbda=0.0,
         order = torch.as_tensor(rng.permutation(x_all.shape[0]), device=device)
         for k in range(0, x_all.shape[0], mini_batch_size):
             idx = order[k:k + mini_batch_size]
-            x = x_all[idx].float() / 255.0
+            x = x_all[idx].float() / 255.0 if raw_bytes else x_all[idx]
             if images:
                 x = x.view(-1, 1, 28, 28)
             opt.zero_grad(set_to_none=True)

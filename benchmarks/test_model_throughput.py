@@ -11,6 +11,7 @@ from digitnet import backend
 from digitnet.model import Model
 from digitnet.training import Run, measure, run_epoch, to_device
 
+from .peer_torch import make_model_epoch
 from .test_throughput import record
 
 # The README recipes' networks and options (m is the benchmark's).
@@ -42,6 +43,27 @@ def test_model_sgd_pass(benchmark, mnist_slice, device, net, m):
     benchmark.pedantic(run_epoch, args=(run, rows, labels), rounds=3, warmup_rounds=1,
                        iterations=1)
     record(benchmark, len(data), engine="model", device=device, sizes=net, m=m, dtype="float32")
+
+
+@pytest.mark.parametrize("m", MS, ids=[f"m{m}" for m in MS])
+@pytest.mark.parametrize("net", NETS)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_torch_peer_model(benchmark, mnist_slice, device, net, m):
+    """PyTorch doing the same epoch (peer_torch.make_model_epoch): the same
+    layers, init scale, m, momentum, L2 as weight decay, dropout, float32."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device for PyTorch")
+    torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+    model_options, options = NETS[net]
+    data = mnist_slice[:N[net]]
+    epoch = make_model_epoch(torch, model_options["layers"], data.images.T, data.labels, m,
+                             dropout=model_options["dropout"], n=50_000, device=device,
+                             **options)
+    benchmark.group = f"model {net}"
+    benchmark.name = f"torch {device} m={m}"
+    benchmark.pedantic(epoch, rounds=3, warmup_rounds=1, iterations=1)
+    record(benchmark, len(data), engine="torch", device=device, sizes=net, m=m, dtype="float32")
 
 
 CHUNKS = [50, 1000]

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "digitnet"
 # The fast unit tests first, so that a caught mutant costs seconds (-x); then
 # everything else.
-FIRST = ["test_network.py", "test_model.py", "test_training.py", "test_checkpoint.py",
+FIRST = ["test_network.py", "test_model.py", "test_training.py", "test_kernels.py", "test_checkpoint.py",
          "test_data.py", "test_download.py", "test_mnist.py"]
 ORDER = [f"tests/{name}" for name in FIRST] + sorted(
     f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py") if p.name not in FIRST)
