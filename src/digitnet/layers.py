@@ -58,6 +58,23 @@ class FullyConnected:
         return grads, xp.reshape(w.T @ delta, self.shape_in + (delta.shape[-1],))
 
 
+SPAN = 1440  # the longest sum one GEMM of nabla_w does (see nabla_w)
+
+
+def nabla_w(cols, d):
+    """BP4 for a conv layer, d cols^T, summed over every position of every
+    example: a GEMM with tiny output and a long inner sum, which OpenBLAS
+    does 2x faster in spans of at most SPAN (conv:20x5x5 at m = 20: 11,520
+    long, 143 vs 270 us); each span is written long side first (1.3x)."""
+    length = d.shape[1]
+    total = None
+    for a in range(0, length, SPAN):
+        b = min(a + SPAN, length)
+        part = cols[:, a:b] @ d[:, a:b].T
+        total = part if total is None else total + part
+    return total.T
+
+
 class Conv:
     """`filters` feature maps, each one k x k kernel shared across the image
     (chapter 6's local receptive fields and shared weights), stride 1, no
@@ -96,7 +113,7 @@ class Conv:
         f, oh, ow = self.shape_out
         m = delta.shape[-1]
         d = xp.reshape(delta, (f, oh * ow * m))
-        grads = ((cols @ d.T).T, xp.sum(d, axis=1, keepdims=True))  # as in FullyConnected
+        grads = (nabla_w(cols, d), xp.sum(d, axis=1, keepdims=True))
         if not need_input:
             return grads, None
         # col2im: each kernel offset's share of dC/dx lands on its shifted view.
@@ -153,5 +170,8 @@ class MaxPool:
         dx = xp.empty(x.shape, dtype=delta.dtype)
         # the blocks tile x exactly (h and w divide by p), so every entry is set
         for index in self.offsets():
-            dx[index] = backend.where_zero(xp, x[index] == top, delta)
+            target = dx[index]
+            part = backend.where_zero(xp, x[index] == top, delta, out=target)
+            if part is not target:
+                dx[index] = part
         return None, dx
