@@ -113,5 +113,21 @@ def make_model_epoch(torch, spec, rows, labels, mini_batch_size, eta, lmbda=0.0,
             opt.step()
         if device == "cuda":
             torch.cuda.synchronize()
-    epoch.model = model
+    epoch.model, epoch.optimizer = model, opt
     return epoch
+
+
+def accuracy(torch, model, data, conv, chunk=1000):
+    """Fraction of `data` (a digitnet Dataset) the model classifies right."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for k in range(0, len(data), chunk):
+            part = data[k:k + chunk]
+            x = torch.as_tensor(np.ascontiguousarray(part.images.T), dtype=torch.float32)
+            if x.dtype == torch.uint8:
+                x = x.float() / 255.0
+            out = model(x.view(-1, 1, 28, 28) if conv else x)
+            correct += int((out.argmax(1) == torch.as_tensor(part.labels)).sum())
+    model.train()
+    return correct / len(data)

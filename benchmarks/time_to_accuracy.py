@@ -1,14 +1,18 @@
 """Seconds until a README recipe's validation-selected test accuracy first
 reaches a target: what a user waits for, evaluation included.
 
-    DIGITNET_DATA=../shared/data python benchmarks/time_to_accuracy.py dense [conv] [--seed S]
+    DIGITNET_DATA=../shared/data python benchmarks/time_to_accuracy.py dense [conv] [--seed S] \
+        [--torch] [--src OLD/src]
 
 For each recipe the trainer runs as `digitnet train` runs it (the same
 Model, options and data, the expanded set for conv), and after every epoch
 the test accuracy at the best validation epoch so far is compared with the
 recipe's targets (dense: 98.0%; conv: 99.3% and 99.5%).  Prints, per
 target, the epoch and the wall seconds since training started (data
-loading and expansion excluded), or that the run ended first.  Not a timed
+loading and expansion excluded), or that the run ended first.  `--torch`
+also runs the PyTorch peer (peer_torch.make_model_epoch: the same network,
+options, data, schedule and evaluation each epoch), and `--src` an older
+digitnet source tree, one after the other in the same run.  Not a timed
 test: run it alone on a quiet machine, and compare figures only within one
 sitting (this machine's speed wanders by up to 2.5x from day to day).
 """
@@ -18,7 +22,9 @@ import sys
 import time
 
 import digitnet
-from digitnet import training
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ab_speed import load  # noqa: E402
 
 RECIPES = {
     "dense": (dict(layers="fc:300,softmax:10", activation="relu", init="scaled", dropout=0.3),
@@ -33,14 +39,18 @@ RECIPES = {
 }
 
 
-def time_to(name, seed=0):
+def datasets(dn, expand):
+    training_set, validation, test = dn.load_dataset(
+        "mnist", os.environ.get("DIGITNET_DATA"), download_missing=False)
+    return (dn.expand(training_set) if expand else training_set), validation, test
+
+
+def time_to(name, seed=0, dn=digitnet, label="digitnet"):
     """{target: (epoch, seconds) or None} for one recipe and seed."""
     model_options, options, epochs, expand, targets = RECIPES[name]
-    training_set, validation, test = digitnet.load_dataset(
-        "mnist", os.environ.get("DIGITNET_DATA"), download_missing=False)
-    if expand:
-        training_set = digitnet.expand(training_set)
-    net = digitnet.Model(**model_options, seed=seed, device="cpu")
+    training_set, validation, test = datasets(dn, expand)
+    net = dn.Model(**model_options, seed=seed, device="cpu")
+    training = dn.training
     run = training.Run(net, **options)
     reached = dict.fromkeys(targets)
     started = time.perf_counter()
@@ -50,7 +60,7 @@ def time_to(name, seed=0):
         for target in targets:
             if reached[target] is None and best["test_accuracy"] >= target:
                 reached[target] = (record["epoch"], time.perf_counter() - started)
-        print(f"  {name} epoch {record['epoch']}: best-validation test accuracy "
+        print(f"  {label} {name} epoch {record['epoch']}: best-validation test accuracy "
               f"{100 * best['test_accuracy']:.2f}% at {time.perf_counter() - started:.0f} s",
               flush=True)
 
@@ -58,14 +68,63 @@ def time_to(name, seed=0):
     return reached, time.perf_counter() - started
 
 
+def torch_time_to(name, seed=0):
+    """time_to for the PyTorch peer: the same recipe, schedule (halve eta
+    after `patience` epochs without a better validation accuracy, stop once
+    it would fall to eta/eta_decay) and selection (test at the best
+    validation epoch)."""
+    import torch
+    from peer_torch import accuracy, make_model_epoch
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    model_options, options, epochs, expand, targets = RECIPES[name]
+    training_set, validation, test = datasets(digitnet, expand)
+    epoch = make_model_epoch(torch, model_options["layers"], training_set.images.T,
+                             training_set.labels, options["mini_batch_size"], options["eta"],
+                             options["lmbda"], options["momentum"], model_options["dropout"],
+                             n=len(training_set), seed=seed)
+    conv = model_options["layers"].startswith("conv")
+    reached, best, since, eta = dict.fromkeys(targets), None, 0, options["eta"]
+    started = time.perf_counter()
+    for e in range(1, epochs + 1):
+        epoch()
+        val = accuracy(torch, epoch.model, validation, conv)
+        tst = accuracy(torch, epoch.model, test, conv)
+        if best is None or val > best[0]:
+            best, since = (val, tst), 0
+        else:
+            since += 1
+        for target in targets:
+            if reached[target] is None and best[1] >= target:
+                reached[target] = (e, time.perf_counter() - started)
+        print(f"  torch {name} epoch {e}: best-validation test accuracy {100 * best[1]:.2f}% "
+              f"at {time.perf_counter() - started:.0f} s", flush=True)
+        if since >= options["patience"]:
+            if eta / 2 <= options["eta"] / options["eta_decay"]:
+                break
+            eta, since = eta / 2, 0
+            for group in epoch.optimizer.param_groups:
+                group["lr"] = eta
+    return reached, time.perf_counter() - started
+
+
 def main(argv):
     seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 0
     names = [a for a in argv if a in RECIPES] or ["dense"]
+    runners = [("digitnet", lambda name: time_to(name, seed))]
+    if "--src" in argv:
+        old = load(argv[argv.index("--src") + 1], "digitnet_old")
+        runners.append(("old", lambda name: time_to(name, seed, old, "old")))
+    if "--torch" in argv:
+        runners.append(("torch", lambda name: torch_time_to(name, seed)))
+    results = []
     for name in names:
-        reached, total = time_to(name, seed)
-        for target, hit in reached.items():
-            when = (f"epoch {hit[0]}, {hit[1]:.0f} s" if hit else "not reached")
-            print(f"{name} seed {seed}: {100 * target:.1f}% -> {when} (whole run {total:.0f} s)")
+        for label, runner in runners:
+            reached, total = runner(name)
+            for target, hit in reached.items():
+                when = (f"epoch {hit[0]}, {hit[1]:.0f} s" if hit else "not reached")
+                results.append(f"{label} {name} seed {seed}: {100 * target:.1f}% -> {when} "
+                               f"(whole run {total:.0f} s)")
+    print("\n".join(results))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ MUTANTS = [
     ("fast-bias-not-folded", "batched.py", "            wb[:, -1:] = b\n", "            wb[:, -1:] = 0\n"),
     ("relu-back-at-kink", "activations.py", "where_zero(xp, a > 0, d)", "where_zero(xp, a >= 0, d)"),
     ("fast-relu-back-at-kink", "kernels.py", "xp.greater(a, zero, out=t)", "xp.greater_equal(a, zero, out=t)"),
+    ("fast-velocities-not-stored", "batched.py", "            vw[...] = v[:, :-1]\n", ""),
     ("fast-l2-skipped-with-momentum", "kernels.py", "            xp.subtract(v_w, nabla_w, out=v_w)\n", ""),
     ("fast-dropout-mask-not-in-backprop", "kernels.py", "            xp.multiply(delta, mask, out=delta)\n", "            pass\n"),
     ("fast-dropout-not-inverted", "kernels.py", "            xp.divide(mask, keep, out=mask)\n", ""),

@@ -21,40 +21,46 @@ CASES = {
 }
 
 
-def train(layers, options, run_options, m, plain, monkeypatch):
+def train(layers, options, run_options, m, plain, monkeypatch, device="cpu"):
     with monkeypatch.context() as patch:
         if plain:
             patch.setattr(backend, "has_out", lambda xp: False)
-        net = Model(layers, **options, seed=4, device="cpu", dtype="float64", input_shape=(12,))
-        before = [w.copy() for w in net.weights]
+        net = Model(layers, **options, seed=4, device=device, dtype="float64",
+                    input_shape=(12,))
+        before = [backend.to_numpy(w).copy() for w in net.weights]
         run = training.Run(net, m, 0.8, **run_options)
         training.fit(run, blobs(150), 2)
         return net, run, before
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("m", [7, 64])
 @pytest.mark.parametrize("case", CASES)
-def test_fast_path_matches_the_plain_engine(case, m, monkeypatch):
+def test_fast_path_matches_the_plain_engine(case, m, device, monkeypatch):
     """Two epochs in float64, 150 examples (short last mini-batches), both
     buffer layouts (m >= batched.ROWS_FROM is stored by rows): the same
     weights, biases and momentum velocities to rounding, and the same dropout
-    masks (the generator ends in the same state)."""
+    masks (the generator ends in the same state).  On CuPy this checks the
+    fused kernels (kernels.CupyKernels) against the plain engine."""
+    if device == "gpu" and backend.cupy_or_reason()[0] is None:
+        pytest.skip(f"no GPU here: {backend.cupy_or_reason()[1]}")
     layers, options, run_options = CASES[case]
     used = []
     real = batched.FastBatched.step
     monkeypatch.setattr(batched.FastBatched, "step",
                         lambda self, idx, k: used.append(1) or real(self, idx, k))
-    fast, fast_run, before = train(layers, options, run_options, m, False, monkeypatch)
+    fast, fast_run, before = train(layers, options, run_options, m, False, monkeypatch, device)
     assert used, "the fast path was not taken"
     n_fast = len(used)
-    plain, plain_run, _ = train(layers, options, run_options, m, True, monkeypatch)
+    plain, plain_run, _ = train(layers, options, run_options, m, True, monkeypatch, device)
     assert len(used) == n_fast, "the plain run took the fast path"
-    assert np.abs(before[0] - plain.weights[0]).max() > 1e-3  # it really trained
+    host = backend.to_numpy
+    assert np.abs(before[0] - host(plain.weights[0])).max() > 1e-3  # it really trained
     for a, b in zip(fast.weights + fast.biases, plain.weights + plain.biases):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(host(a), host(b), rtol=1e-10, atol=1e-12)
     for pa, pb in zip(fast_run.velocities or (), plain_run.velocities or ()):
         for a, b in zip(pa, pb):
-            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(host(a), host(b), rtol=1e-10, atol=1e-12)
     assert fast.rng.bit_generator.state == plain.rng.bit_generator.state
 
 
@@ -121,3 +127,27 @@ def test_a_dense_recipe_step_is_at_most_16_calls():
                 device="cpu")
     calls = calls_per_step(net, 20, lmbda=5.0, momentum=0.9)
     assert len(calls) <= 16, calls
+
+
+def test_a_resumed_fast_path_run_ends_exactly_as_an_unbroken_one(tmp_path):
+    """The fast path keeps its own copies of the weights and velocities for
+    an epoch: a run checkpointed after epoch 2 and resumed ends, bit for bit,
+    where three unbroken epochs end (dropout, momentum, L2, float32)."""
+    from digitnet import checkpoint
+
+    def model():
+        return Model("fc:9,softmax:4", activation="relu", init="scaled", dropout=0.3, seed=2,
+                     device="cpu", input_shape=(12,))
+    data, options = blobs(90), dict(lmbda=1.0, momentum=0.8)
+    whole = training.Run(model(), 10, 0.3, **options)
+    training.fit(whole, data, 3)
+    part = training.Run(model(), 10, 0.3, **options)
+    training.fit(part, data, 2)
+    checkpoint.save_run(part, tmp_path / "run.ckpt", {})
+    resumed, _ = checkpoint.load_run(tmp_path / "run.ckpt", device="cpu")
+    training.fit(resumed, data, 3)
+    pairs = zip(whole.net.weights + whole.net.biases + [v for p in whole.velocities for v in p],
+                resumed.net.weights + resumed.net.biases
+                + [v for p in resumed.velocities for v in p])
+    for a, b in pairs:
+        np.testing.assert_array_equal(a, b)

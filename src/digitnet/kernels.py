@@ -172,7 +172,7 @@ class CupyKernels:
         if quadratic:
             d += " d = d * (((T)1 - a) * a);"
         kernel = cls._kernel(cp, "output_delta" + ("_q" if quadratic else ""),
-                             "T a, raw I labels, raw I2 idx, int64 m, T k", "T delta",
+                             "T a, raw L labels, raw J idx, int64 m, T k", "T delta",
                              d + " delta = d * k;")
         kernel(a, labels, idx, delta.shape[1], k, delta)
 
