@@ -144,13 +144,16 @@ class FastBatched:
             # (the derivative needs the undropped value), else acts' top rows.
             fs = [self.matrix(n, m) if self.dropout else acts[l][:-1]
                   for l, n in enumerate(sizes[1:-1])]
-            # dropout: uniform draws on the host in the plain path's order,
-            # (m, n) as Model.dropout_masks draws them (the by-rows layout),
-            # their device copies, and the masks (0 or 1/(1-p))
+            # dropout: one (m, sum of the hidden sizes) uniform draw on the
+            # host per step, as Model.dropout_masks draws it, its device copy
+            # (the same array on NumPy), each layer's block of it, and the
+            # masks (0 or 1/(1-p)) in the buffers' layout
             hidden = sizes[1:-1] if self.dropout else []
-            hosts = [np.empty((m, n), dtype=np.float32) for n in hidden]
-            draws = [(h, xp.empty(h.shape, dtype=xp.float32) if backend.is_cupy(xp) else h)
-                     for h in hosts]
+            host = np.empty((m, sum(hidden)), dtype=np.float32) if hidden else None
+            device = (xp.empty(host.shape, dtype=xp.float32) if hidden and backend.is_cupy(xp)
+                      else host)
+            ends = np.cumsum([0] + hidden)
+            blocks = [device[:, int(a):int(b)].T for a, b in zip(ends[:-1], ends[1:])]
             masks = [self.matrix(n, m) for n in hidden]
             column = self.matrix(1, m)
             K, one, zero = self.k, self.one, self.zero
@@ -162,7 +165,7 @@ class FastBatched:
                 if l == last and self.output == "softmax":
                     act = (K.softmax, (xp, zs[l], column, a))
                 else:  # with dropout, the next layer's input is a thinned copy of a
-                    drop = ((draws[l][1].T, self.dropout, self.keep_p, masks[l], acts[l][:-1])
+                    drop = ((blocks[l], self.dropout, self.keep_p, masks[l], acts[l][:-1])
                             if self.dropout and l < last else None)
                     kind = self.output if l == last else self.activation
                     act = (K.activate, (xp, kind, zs[l], a, one, zero, drop))
@@ -180,7 +183,7 @@ class FastBatched:
             # output_delta's arguments around the step's idx and k
             delta = ((xp, self.cost == "quadratic", out, self.targets, self.labels),
                      (deltas[-1], zs[-1], one))
-            self.plans[m] = (x[:, :-1], raw, y, draws, forward, delta, backward[::-1])
+            self.plans[m] = (x[:, :-1], raw, y, (host, device), forward, delta, backward[::-1])
         return self.plans[m]
 
     def step(self, idx, k):
@@ -190,10 +193,10 @@ class FastBatched:
         two GEMMs and calls backward, with every argument bound in _plan.
         """
         xp, K, dot = self.xp, self.k, self.xp.dot
-        x, raw, y, draws, forward, (head, tail), backward = (self.plans.get(idx.shape[0])
-                                                              or self._plan(idx.shape[0]))
+        x, raw, y, (host, device), forward, (head, tail), backward = (
+            self.plans.get(idx.shape[0]) or self._plan(idx.shape[0]))
         K.gather(xp, self.rows, idx, x, raw, self.two55)
-        for host, device in draws:
+        if host is not None:
             self.net.rng.random(dtype=np.float32, out=host)
             K.upload(xp, host, device)
         # Feedforward: a^l = f(z), z = [w | b] [a^{l-1}; 1], one GEMM a layer.

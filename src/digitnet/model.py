@@ -189,12 +189,14 @@ class Model:
         """Fresh masks for one mini-batch: 0 for a dropped input, 1/(1-p) for
         a kept one, so the expected input is unchanged and inference needs
         no rescaling (inverted dropout)."""
-        p = self.dropout
-        # drawn (m, n) and transposed: the fast path (batched.py) draws
-        # straight into its by-rows buffers in the same order
-        return {i: self.asarray(self.rng.random((m, self.layers[i].n_in), dtype=np.float32).T
-                                >= p) / (1.0 - p)
-                for i in self.dropped()}
+        p, dropped = self.dropout, self.dropped()
+        # One draw for every layer, (m, sum of their inputs), moved to the
+        # device once; each layer's mask is a block of its columns,
+        # transposed.  The fast path (batched.py) draws the same numbers
+        # into its by-rows buffers.
+        ends = np.cumsum([0] + [self.layers[i].n_in for i in dropped])
+        kept = self.asarray(self.rng.random((m, int(ends[-1])), dtype=np.float32) >= p) / (1.0 - p)
+        return {i: kept[:, int(a):int(b)].T for i, a, b in zip(dropped, ends[:-1], ends[1:])}
 
     def forward(self, x, masks=None):
         """All layers' (output, cache) for the (n_in, m) batch x."""
