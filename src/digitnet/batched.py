@@ -91,6 +91,12 @@ class FastBatched:
         self.two55 = xp.asarray(255.0, dtype=xp.float32)
         self.labels = labels
         self.k = kernels.for_namespace(xp)
+        # A sigmoid chain trained by plain SGD keeps -[w | b]: the GEMM then
+        # gives -z, which the sigmoid wants, and negation is exact, so every
+        # number is the same bit for bit (BP2's -w^T delta meets a (a - 1),
+        # the update adds).  One call fewer per layer: 5% at m = 10.
+        self.negated = (self.activation == "sigmoid" and self.output == "sigmoid"
+                        and not self.dropout and not momentum and not decay)
 
     def matrix(self, rows, cols, fill=None):
         """A (rows, cols) work array, stored transposed when by_rows."""
@@ -105,10 +111,11 @@ class FastBatched:
 
     def load(self):
         """Copy the network's weights, biases and velocities into the workspace."""
-        pairs = zip(self.net.weights, self.net.biases)
-        for wb, (w, b) in zip(self.wb, pairs):
+        for wb, w, b in zip(self.wb, self.net.weights, self.net.biases):
             wb[:, :-1] = w
             wb[:, -1:] = b
+            if self.negated:
+                self.xp.negative(wb, out=wb)
         for v, (vw, vb) in zip(self.vel or (), self.velocities or ()):
             v[:, :-1] = vw
             v[:, -1:] = vb
@@ -116,6 +123,8 @@ class FastBatched:
     def store(self):
         """Copy the trained parameters and velocities back, in place."""
         for wb, w, b in zip(self.wb, self.net.weights, self.net.biases):
+            if self.negated:
+                self.xp.negative(wb, out=wb)
             w[...] = wb[:, :-1]
             b[...] = wb[:, -1:]
         for v, (vw, vb) in zip(self.vel or (), self.velocities or ()):
@@ -168,18 +177,28 @@ class FastBatched:
                     drop = ((blocks[l], self.dropout, self.keep_p, masks[l], acts[l][:-1])
                             if self.dropout and l < last else None)
                     kind = self.output if l == last else self.activation
-                    act = (K.activate, (xp, kind, zs[l], a, one, zero, drop))
+                    act = ((K.sigmoid_of_negated, (xp, zs[l], a, one)) if self.negated
+                           else (K.sigmoid, (xp, zs[l], a, one)) if kind == "sigmoid" and not drop
+                           else (K.activate, (xp, kind, zs[l], a, one, zero, drop)))
                 forward.append(gemm(wb, a_in, zs[l]) + act)
                 # BP2 writes delta^{l-1} = w^T delta, using z^{l-1}'s buffer for f'.
-                below = gemm(wb[:, :-1].T, deltas[l], deltas[l - 1]) + (
-                    K.hidden_delta, (xp, self.activation, deltas[l - 1], fs[l - 1],
-                                     masks[l - 1] if self.dropout else None, zs[l - 1],
-                                     one, zero)) if l else None
+                if self.negated:
+                    bp2 = (K.sigmoid_delta_negated, (xp, deltas[l - 1], fs[l - 1], zs[l - 1], one))
+                elif self.activation == "sigmoid" and not self.dropout:
+                    bp2 = (K.sigmoid_delta, (xp, deltas[l - 1], fs[l - 1], zs[l - 1], one))
+                else:
+                    bp2 = (K.hidden_delta, (xp, self.activation, deltas[l - 1], fs[l - 1],
+                                            masks[l - 1] if self.dropout else None, zs[l - 1],
+                                            one, zero))
+                below = gemm(wb[:, :-1].T, deltas[l], deltas[l - 1]) + bp2 if l else None
                 v = self.vel[l] if self.vel else None
-                update = (xp, wb, self.nabla[l], v, wb[:, :-1], self.nabla[l][:, :-1],
-                          None if v is None else v[:, :-1], self.mu, self.decay, self.keep)
-                backward.append((below,) + gemm(deltas[l], a_in.T, self.nabla[l])
-                                + (K.update, update))
+                update = ((K.sgd_negated, (xp, wb, self.nabla[l])) if self.negated
+                          else (K.sgd, (xp, wb, self.nabla[l])) if v is None and self.decay is None
+                          else (K.update, (xp, wb, self.nabla[l], v, wb[:, :-1],
+                                           self.nabla[l][:, :-1],
+                                           None if v is None else v[:, :-1], self.mu,
+                                           self.decay, self.keep)))
+                backward.append((below,) + gemm(deltas[l], a_in.T, self.nabla[l]) + update)
             # output_delta's arguments around the step's idx and k
             delta = ((xp, self.cost == "quadratic", out, self.targets, self.labels),
                      (deltas[-1], zs[-1], one))

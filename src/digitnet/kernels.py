@@ -9,8 +9,9 @@ the plain engine; both follow the same formulas in the same order.
 
 A step of the fast path is then: gather, per layer one GEMM and one
 `activate`, `output_delta`, per layer below the top one GEMM and one
-`hidden_delta`, and per layer one GEMM and one `update`.
-tests/test_kernels.py counts those calls.
+`hidden_delta`, and per layer one GEMM and one `update` (the chapter-1
+step uses narrower versions of the three: `sigmoid`, `sigmoid_delta` and
+`sgd`, or their `_negated` forms).  tests/test_kernels.py counts those calls.
 """
 
 import numpy as np
@@ -58,6 +59,52 @@ class NumpyKernels:
             xp.greater_equal(draw, p, out=mask)
             xp.divide(mask, keep, out=mask)
             xp.multiply(a, mask, out=thinned)
+
+    # The chapter-1 step's three chains, without activate's, hidden_delta's
+    # and update's choices: at m = 10 a step is ~30 us, and the choices and
+    # their arguments cost 5% of it (benchmarks/ab_speed.py).
+
+    @staticmethod
+    def sigmoid(xp, z, a, one):
+        """activate(xp, "sigmoid", z, a, one, zero, None)."""
+        xp.negative(z, out=z)
+        xp.exp(z, out=z)
+        xp.add(z, one, out=z)
+        xp.reciprocal(z, out=a)
+
+    @staticmethod
+    def sigmoid_delta(xp, delta, a, t, one):
+        """hidden_delta(xp, "sigmoid", delta, a, None, t, one, zero)."""
+        xp.subtract(one, a, out=t)
+        xp.multiply(t, a, out=t)
+        xp.multiply(delta, t, out=delta)
+
+    @staticmethod
+    def sgd(xp, wb, nabla):
+        """update without momentum or L2."""
+        xp.subtract(wb, nabla, out=wb)
+
+    # The same three with [w | b] stored negated (batched.py's `negated`):
+    # z arrives as -z, which saves the negation, one call of ~26 a step.
+
+    @staticmethod
+    def sigmoid_of_negated(xp, z, a, one):
+        """a = 1/(1 + exp(z)) for z = -(w a + b)."""
+        xp.exp(z, out=z)
+        xp.add(z, one, out=z)
+        xp.reciprocal(z, out=a)
+
+    @staticmethod
+    def sigmoid_delta_negated(xp, delta, a, t, one):
+        """sigmoid_delta for delta = -(w^T delta): times a (a - 1) = -sigma'."""
+        xp.subtract(a, one, out=t)
+        xp.multiply(t, a, out=t)
+        xp.multiply(delta, t, out=delta)
+
+    @staticmethod
+    def sgd_negated(xp, wb, nabla):
+        """sgd on -[w | b]."""
+        xp.add(wb, nabla, out=wb)
 
     @staticmethod
     def softmax(xp, z, column, a):
@@ -157,6 +204,31 @@ class CupyKernels:
                              f + " T k = (draw >= p ? (T)1 : (T)0) / keep;"
                              " a = f; mask = k; thinned = f * k;")
         kernel(z, draw, p, keep, a, mask, thinned)
+
+    @classmethod
+    def sigmoid(cls, cp, z, a, one):
+        cls.activate(cp, "sigmoid", z, a, one, None, None)
+
+    @classmethod
+    def sigmoid_delta(cls, cp, delta, a, t, one):
+        cls.hidden_delta(cp, "sigmoid", delta, a, None, t, one, None)
+
+    @classmethod
+    def sgd(cls, cp, wb, nabla):
+        cls._kernel(cp, "sgd_plain", "T nabla", "T wb", "wb = wb - nabla;")(nabla, wb)
+
+    @classmethod
+    def sigmoid_of_negated(cls, cp, z, a, one):
+        cls._kernel(cp, "sigmoid_neg", "T z", "T a", "a = (T)1 / ((T)1 + exp(z));")(z, a)
+
+    @classmethod
+    def sigmoid_delta_negated(cls, cp, delta, a, t, one):
+        cls._kernel(cp, "hd_sigmoid_neg", "T a", "T delta",
+                    "delta = delta * ((a - (T)1) * a);")(a, delta)
+
+    @classmethod
+    def sgd_negated(cls, cp, wb, nabla):
+        cls._kernel(cp, "sgd_neg", "T nabla", "T wb", "wb = wb + nabla;")(nabla, wb)
 
     @classmethod
     def softmax(cls, cp, z, column, a):
