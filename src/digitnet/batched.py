@@ -182,15 +182,18 @@ class FastBatched:
                            else (K.activate, (xp, kind, zs[l], a, one, zero, drop)))
                 forward.append(gemm(wb, a_in, zs[l]) + act)
                 # BP2 writes delta^{l-1} = w^T delta, using z^{l-1}'s buffer for f'.
-                if self.negated:
-                    bp2 = (K.sigmoid_delta_negated, (xp, deltas[l - 1], fs[l - 1], zs[l - 1], one))
-                elif self.activation == "sigmoid" and not self.dropout:
-                    bp2 = (K.sigmoid_delta, (xp, deltas[l - 1], fs[l - 1], zs[l - 1], one))
-                else:
-                    bp2 = (K.hidden_delta, (xp, self.activation, deltas[l - 1], fs[l - 1],
-                                            masks[l - 1] if self.dropout else None, zs[l - 1],
-                                            one, zero))
-                below = gemm(wb[:, :-1].T, deltas[l], deltas[l - 1]) + bp2 if l else None
+                below = None
+                if l:
+                    if self.negated:
+                        bp2 = (K.sigmoid_delta_negated, (xp, deltas[l - 1], fs[l - 1],
+                                                         zs[l - 1], one))
+                    elif self.activation == "sigmoid" and not self.dropout:
+                        bp2 = (K.sigmoid_delta, (xp, deltas[l - 1], fs[l - 1], zs[l - 1], one))
+                    else:
+                        bp2 = (K.hidden_delta, (xp, self.activation, deltas[l - 1], fs[l - 1],
+                                                masks[l - 1] if self.dropout else None,
+                                                zs[l - 1], one, zero))
+                    below = gemm(wb[:, :-1].T, deltas[l], deltas[l - 1]) + bp2
                 v = self.vel[l] if self.vel else None
                 update = ((K.sgd_negated, (xp, wb, self.nabla[l])) if self.negated
                           else (K.sgd, (xp, wb, self.nabla[l])) if v is None and self.decay is None
