@@ -165,7 +165,7 @@ class FastBatched:
             blocks = [device[:, int(a):int(b)].T for a, b in zip(ends[:-1], ends[1:])]
             masks = [self.matrix(n, m) for n in hidden]
             column = self.matrix(1, m)
-            K, one, zero = self.k, self.one, self.zero
+            K, one = self.k, self.one
             forward, backward = [], []
             last = len(self.wb) - 1
             for l, wb in enumerate(self.wb):
@@ -176,37 +176,50 @@ class FastBatched:
                 else:  # with dropout, the next layer's input is a thinned copy of a
                     drop = ((blocks[l], self.dropout, self.keep_p, masks[l], acts[l][:-1])
                             if self.dropout and l < last else None)
-                    kind = self.output if l == last else self.activation
-                    act = ((K.sigmoid_of_negated, (xp, zs[l], a, one)) if self.negated
-                           else (K.sigmoid, (xp, zs[l], a, one)) if kind == "sigmoid" and not drop
-                           else (K.activate, (xp, kind, zs[l], a, one, zero, drop)))
+                    act = self._activation(self.output if l == last else self.activation,
+                                           zs[l], a, drop)
                 forward.append(gemm(wb, a_in, zs[l]) + act)
                 # BP2 writes delta^{l-1} = w^T delta, using z^{l-1}'s buffer for f'.
-                below = None
-                if l:
-                    if self.negated:
-                        bp2 = (K.sigmoid_delta_negated, (xp, deltas[l - 1], fs[l - 1],
-                                                         zs[l - 1], one))
-                    elif self.activation == "sigmoid" and not self.dropout:
-                        bp2 = (K.sigmoid_delta, (xp, deltas[l - 1], fs[l - 1], zs[l - 1], one))
-                    else:
-                        bp2 = (K.hidden_delta, (xp, self.activation, deltas[l - 1], fs[l - 1],
-                                                masks[l - 1] if self.dropout else None,
-                                                zs[l - 1], one, zero))
-                    below = gemm(wb[:, :-1].T, deltas[l], deltas[l - 1]) + bp2
-                v = self.vel[l] if self.vel else None
-                update = ((K.sgd_negated, (xp, wb, self.nabla[l])) if self.negated
-                          else (K.sgd, (xp, wb, self.nabla[l])) if v is None and self.decay is None
-                          else (K.update, (xp, wb, self.nabla[l], v, wb[:, :-1],
-                                           self.nabla[l][:, :-1],
-                                           None if v is None else v[:, :-1], self.mu,
-                                           self.decay, self.keep)))
-                backward.append((below,) + gemm(deltas[l], a_in.T, self.nabla[l]) + update)
+                below = (gemm(wb[:, :-1].T, deltas[l], deltas[l - 1])
+                         + self._hidden_delta(deltas[l - 1], fs[l - 1], zs[l - 1],
+                                              masks[l - 1] if self.dropout else None)
+                         ) if l else None
+                backward.append((below,) + gemm(deltas[l], a_in.T, self.nabla[l])
+                                + self._update(l))
             # output_delta's arguments around the step's idx and k
             delta = ((xp, self.cost == "quadratic", out, self.targets, self.labels),
                      (deltas[-1], zs[-1], one))
             self.plans[m] = (x[:, :-1], raw, y, (host, device), forward, delta, backward[::-1])
         return self.plans[m]
+
+    # The kernels.py call, with its arguments, for each part of a layer:
+    # the narrow chapter-1 ones where they apply (see kernels.py).
+
+    def _activation(self, kind, z, a, drop):
+        xp, K = self.xp, self.k
+        if self.negated:
+            return K.sigmoid_of_negated, (xp, z, a, self.one)
+        if kind == "sigmoid" and drop is None:
+            return K.sigmoid, (xp, z, a, self.one)
+        return K.activate, (xp, kind, z, a, self.one, self.zero, drop)
+
+    def _hidden_delta(self, delta, a, t, mask):
+        xp, K = self.xp, self.k
+        if self.negated:
+            return K.sigmoid_delta_negated, (xp, delta, a, t, self.one)
+        if self.activation == "sigmoid" and mask is None:
+            return K.sigmoid_delta, (xp, delta, a, t, self.one)
+        return K.hidden_delta, (xp, self.activation, delta, a, mask, t, self.one, self.zero)
+
+    def _update(self, l):
+        xp, K, wb, nabla = self.xp, self.k, self.wb[l], self.nabla[l]
+        v = self.vel[l] if self.vel else None
+        if self.negated:
+            return K.sgd_negated, (xp, wb, nabla)
+        if v is None and self.decay is None:
+            return K.sgd, (xp, wb, nabla)
+        return K.update, (xp, wb, nabla, v, wb[:, :-1], nabla[:, :-1],
+                          None if v is None else v[:, :-1], self.mu, self.decay, self.keep)
 
     def step(self, idx, k):
         """One SGD step on the examples `idx`, learning rate k = eta/m.
