@@ -2,7 +2,7 @@
 reaches a target: what a user waits for, evaluation included.
 
     DIGITNET_DATA=../shared/data python benchmarks/time_to_accuracy.py dense [conv] [--seed S] \
-        [--torch] [--src OLD/src]
+        [--torch] [--src OLD/src] [--peers-only]
 
 For each recipe the trainer runs as `digitnet train` runs it (the same
 Model, options and data, the expanded set for conv), and after every epoch
@@ -12,7 +12,8 @@ target, the epoch and the wall seconds since training started (data
 loading and expansion excluded), or that the run ended first.  `--torch`
 also runs the PyTorch peer (peer_torch.make_model_epoch: the same network,
 options, data, schedule and evaluation each epoch), and `--src` an older
-digitnet source tree, one after the other in the same run.  Not a timed
+digitnet source tree, one after the other in the same run (`--peers-only`
+skips the current digitnet).  Not a timed
 test: run it alone on a quiet machine, and compare figures only within one
 sitting (this machine's speed wanders by up to 2.5x from day to day).
 """
@@ -110,7 +111,7 @@ def torch_time_to(name, seed=0):
 def main(argv):
     seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 0
     names = [a for a in argv if a in RECIPES] or ["dense"]
-    runners = [("digitnet", lambda name: time_to(name, seed))]
+    runners = [] if "--peers-only" in argv else [("digitnet", lambda name: time_to(name, seed))]
     if "--src" in argv:
         old = load(argv[argv.index("--src") + 1], "digitnet_old")
         runners.append(("old", lambda name: time_to(name, seed, old, "old")))
