@@ -124,9 +124,8 @@ def accuracy(torch, model, data, conv, chunk=1000):
     with torch.no_grad():
         for k in range(0, len(data), chunk):
             part = data[k:k + chunk]
-            x = torch.as_tensor(np.ascontiguousarray(part.images.T), dtype=torch.float32)
-            if x.dtype == torch.uint8:
-                x = x.float() / 255.0
+            x = torch.as_tensor(np.ascontiguousarray(part.images.T))
+            x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
             out = model(x.view(-1, 1, 28, 28) if conv else x)
             correct += int((out.argmax(1) == torch.as_tensor(part.labels)).sum())
     model.train()

@@ -193,22 +193,18 @@ class FastBatched:
         return self.plans[m]
 
     # The kernels.py call, with its arguments, for each part of a layer:
-    # the narrow chapter-1 ones where they apply (see kernels.py).
+    # the narrow chapter-1 ones on negated weights where they apply.
 
     def _activation(self, kind, z, a, drop):
         xp, K = self.xp, self.k
         if self.negated:
             return K.sigmoid_of_negated, (xp, z, a, self.one)
-        if kind == "sigmoid" and drop is None:
-            return K.sigmoid, (xp, z, a, self.one)
         return K.activate, (xp, kind, z, a, self.one, self.zero, drop)
 
     def _hidden_delta(self, delta, a, t, mask):
         xp, K = self.xp, self.k
         if self.negated:
             return K.sigmoid_delta_negated, (xp, delta, a, t, self.one)
-        if self.activation == "sigmoid" and mask is None:
-            return K.sigmoid_delta, (xp, delta, a, t, self.one)
         return K.hidden_delta, (xp, self.activation, delta, a, mask, t, self.one, self.zero)
 
     def _update(self, l):
@@ -216,8 +212,6 @@ class FastBatched:
         v = self.vel[l] if self.vel else None
         if self.negated:
             return K.sgd_negated, (xp, wb, nabla)
-        if v is None and self.decay is None:
-            return K.sgd, (xp, wb, nabla)
         return K.update, (xp, wb, nabla, v, wb[:, :-1], nabla[:, :-1],
                           None if v is None else v[:, :-1], self.mu, self.decay, self.keep)
 

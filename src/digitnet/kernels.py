@@ -10,11 +10,9 @@ the plain engine; both follow the same formulas in the same order.
 A step of the fast path is then: gather, per layer one GEMM and one
 `activate`, `output_delta`, per layer below the top one GEMM and one
 `hidden_delta`, and per layer one GEMM and one `update` (the chapter-1
-step uses narrower versions of the three: `sigmoid`, `sigmoid_delta` and
-`sgd`, or their `_negated` forms).  tests/test_kernels.py counts those calls.
+step uses narrower versions of the three on negated weights:
+`sigmoid_of_negated`, `sigmoid_delta_negated` and `sgd_negated`).  tests/test_kernels.py counts those calls.
 """
-
-import numpy as np
 
 from . import backend
 
@@ -47,9 +45,7 @@ class NumpyKernels:
         thinned): mask = (draw >= p) / keep and thinned = a * mask."""
         if kind == "sigmoid":  # 1/(1+exp(-z)): exp overflowing to inf gives exactly 0
             xp.negative(z, out=z)
-            xp.exp(z, out=z)
-            xp.add(z, one, out=z)
-            xp.reciprocal(z, out=a)
+            NumpyKernels.sigmoid_of_negated(xp, z, a, one)
         elif kind == "relu":
             xp.maximum(z, zero, out=a)
         else:
@@ -60,32 +56,10 @@ class NumpyKernels:
             xp.divide(mask, keep, out=mask)
             xp.multiply(a, mask, out=thinned)
 
-    # The chapter-1 step's three chains, without activate's, hidden_delta's
-    # and update's choices: at m = 10 a step is ~30 us, and the choices and
-    # their arguments cost 5% of it (benchmarks/ab_speed.py).
-
-    @staticmethod
-    def sigmoid(xp, z, a, one):
-        """activate(xp, "sigmoid", z, a, one, zero, None)."""
-        xp.negative(z, out=z)
-        xp.exp(z, out=z)
-        xp.add(z, one, out=z)
-        xp.reciprocal(z, out=a)
-
-    @staticmethod
-    def sigmoid_delta(xp, delta, a, t, one):
-        """hidden_delta(xp, "sigmoid", delta, a, None, t, one, zero)."""
-        xp.subtract(one, a, out=t)
-        xp.multiply(t, a, out=t)
-        xp.multiply(delta, t, out=delta)
-
-    @staticmethod
-    def sgd(xp, wb, nabla):
-        """update without momentum or L2."""
-        xp.subtract(wb, nabla, out=wb)
-
-    # The same three with [w | b] stored negated (batched.py's `negated`):
-    # z arrives as -z, which saves the negation, one call of ~26 a step.
+    # The chapter-1 step's chains, without activate's, hidden_delta's and
+    # update's choices (at m = 10 a step is ~30 us, and the choices and their
+    # arguments cost a few % of it), on [w | b] stored negated (batched.py's
+    # `negated`): z arrives as -z, which saves the negation, one call of ~26.
 
     @staticmethod
     def sigmoid_of_negated(xp, z, a, one):
@@ -96,14 +70,14 @@ class NumpyKernels:
 
     @staticmethod
     def sigmoid_delta_negated(xp, delta, a, t, one):
-        """sigmoid_delta for delta = -(w^T delta): times a (a - 1) = -sigma'."""
+        """hidden_delta's sigmoid for delta = -(w^T delta): times a (a - 1) = -sigma'."""
         xp.subtract(a, one, out=t)
         xp.multiply(t, a, out=t)
         xp.multiply(delta, t, out=delta)
 
     @staticmethod
     def sgd_negated(xp, wb, nabla):
-        """sgd on -[w | b]."""
+        """update, without momentum or L2, of -[w | b]."""
         xp.add(wb, nabla, out=wb)
 
     @staticmethod
@@ -206,18 +180,6 @@ class CupyKernels:
         kernel(z, draw, p, keep, a, mask, thinned)
 
     @classmethod
-    def sigmoid(cls, cp, z, a, one):
-        cls.activate(cp, "sigmoid", z, a, one, None, None)
-
-    @classmethod
-    def sigmoid_delta(cls, cp, delta, a, t, one):
-        cls.hidden_delta(cp, "sigmoid", delta, a, None, t, one, None)
-
-    @classmethod
-    def sgd(cls, cp, wb, nabla):
-        cls._kernel(cp, "sgd_plain", "T nabla", "T wb", "wb = wb - nabla;")(nabla, wb)
-
-    @classmethod
     def sigmoid_of_negated(cls, cp, z, a, one):
         cls._kernel(cp, "sigmoid_neg", "T z", "T a", "a = (T)1 / ((T)1 + exp(z));")(z, a)
 
@@ -282,4 +244,4 @@ def for_namespace(xp):
     return CupyKernels if backend.is_cupy(xp) else NumpyKernels
 
 
-__all__ = ["NumpyKernels", "CupyKernels", "for_namespace", "np"]
+__all__ = ["NumpyKernels", "CupyKernels", "for_namespace"]
