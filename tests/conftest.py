@@ -69,3 +69,46 @@ def fashion_dir(mnist_dir):
         # A real-data fixture: the root conftest counts this skip as a gap in CI.
         pytest.skip(f"Fashion-MNIST not found: no fashion-mnist/ in {mnist_dir}")
     return mnist_dir
+
+
+def write_idx_slice(source, target, n):
+    """The first n records of an IDX .gz file (images or labels), as a
+    smaller IDX .gz file with its count patched: real data, less of it."""
+    import gzip
+    import struct
+    raw = gzip.decompress(source.read_bytes())
+    magic, _ = struct.unpack(">II", raw[:8])
+    dims = magic & 0xFF
+    shape = struct.unpack(f">{dims}I", raw[4:4 + 4 * dims])
+    header = 4 + 4 * dims
+    record = int(np.prod(shape[1:], dtype=np.int64))
+    out = raw[:4] + struct.pack(">I", n) + raw[8:header] + raw[header:header + n * record]
+    target.write_bytes(gzip.compress(out, compresslevel=1))
+
+
+SMALL_TRAIN, SMALL_VALIDATION, SMALL_TEST = 1000, 200, 500
+
+
+@pytest.fixture(scope="session")
+def small_mnist_dir(mnist_dir, tmp_path_factory):
+    """A data folder with the first 1,200 training and 500 test images of the
+    real MNIST, for whole `digitnet train` runs in seconds; a test that uses
+    it sets data.N_TRAIN to SMALL_TRAIN (`small_split`), so the book's split
+    becomes 1,000 training and 200 validation images."""
+    root = tmp_path_factory.mktemp("small-data")
+    folder = root / "mnist"
+    folder.mkdir()
+    for name, n in (("train-images-idx3-ubyte.gz", SMALL_TRAIN + SMALL_VALIDATION),
+                    ("train-labels-idx1-ubyte.gz", SMALL_TRAIN + SMALL_VALIDATION),
+                    ("t10k-images-idx3-ubyte.gz", SMALL_TEST),
+                    ("t10k-labels-idx1-ubyte.gz", SMALL_TEST)):
+        write_idx_slice(mnist_dir / "mnist" / name, folder / name, n)
+    return root
+
+
+@pytest.fixture
+def small_split(small_mnist_dir, monkeypatch):
+    """small_mnist_dir with the split it needs: (data folder flags)."""
+    from digitnet import data
+    monkeypatch.setattr(data, "N_TRAIN", SMALL_TRAIN)
+    return ["--data-dir", str(small_mnist_dir)]

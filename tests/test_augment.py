@@ -121,3 +121,77 @@ def test_the_trainer_augments_every_mini_batch_reproducibly(mnist):
 def test_augmentation_needs_square_pictures():
     with pytest.raises(ValueError, match="square pictures"):
         Network([12, 4], device="cpu").sgd(blobs(20), 1, 10, 0.1, augment=True)
+
+
+# Every parameter a draw makes: uniform over its whole declared range, centred
+# where it should be (a one-sided draw turns every digit the same way), and
+# independent of the others (a field whose columns reuse the rows' numbers
+# moves every pixel along a diagonal).
+# The ranges docs and STRENGTH promise, written out here so that a changed
+# constant fails too: +-12 degrees, +-12% scale, +-8% width, +-0.25 shear,
+# +-2.5 pixels shift, +-1.5 pixels at each elastic grid point, a blend from
+# 0.4 of the way to thinner to all the way to thicker, and up to 0.7 blur.
+RANGES = {"angle": (-np.radians(12), np.radians(12)), "scale": (0.88, 1.12),
+          "aspect": (0.92, 1.08), "shear": (-0.25, 0.25), "shift": (-2.5, 2.5),
+          "elastic": (-1.5, 1.5), "thicken": (-0.4, 1.0), "blur": (0.0, 0.7)}
+
+
+def test_every_parameter_is_drawn_uniformly_over_its_whole_range():
+    n = 20_000
+    p = augment.draw(np.random.default_rng(11), n)
+    assert set(p) == set(RANGES)
+    assert p["shift"].shape == (2, n) and p["elastic"].shape == (2, augment.GRID ** 2, n)
+    blurred = p["blur"] > 0
+    assert abs(blurred.mean() - 0.5) < 0.02  # half the digits are blurred at all
+    for name, (low, high) in RANGES.items():
+        values = p[name][blurred] if name == "blur" else p[name]
+        for v in values.reshape(-1, values.shape[-1]):  # each axis and grid point alone
+            width = high - low
+            assert low <= v.min() < low + 0.01 * width and high - 0.01 * width < v.max() <= high, name
+            for q in (0.25, 0.5, 0.75):  # a uniform's quartiles
+                assert abs(np.mean(v < low + q * width) - q) < 0.025, (name, q)
+    scalars = [p[k] for k in ("angle", "scale", "aspect", "shear", "thicken", "blur")]
+    columns = np.stack(scalars + list(p["shift"]) + list(p["elastic"].reshape(-1, n)))
+    corr = np.corrcoef(columns)
+    np.fill_diagonal(corr, 0)
+    assert np.abs(corr).max() < 0.05  # 20,000 independent draws: |r| ~ 0.007
+
+
+def coordinates(**changes):
+    p = still(3)
+    for key, value in changes.items():
+        p[key] = np.broadcast_to(value, p[key].shape).copy()
+    rows, cols = augment.source_coordinates(np, p, 28, np.float64)
+    r0, c0, field = augment.grid(28)
+    return rows - 13.5, cols - 13.5, r0, c0, field, p
+
+
+def test_each_geometric_parameter_moves_the_source_as_it_says():
+    """Where each output pixel samples from (about the centre), parameter
+    by parameter, against its own formula: the elastic field's row and
+    column displacements each from their own numbers, the scale and aspect
+    from their own factors, rotation about the centre."""
+    rng = np.random.default_rng(2)
+    elastic = rng.uniform(-1.5, 1.5, (2, augment.GRID ** 2, 3))
+    rows, cols, r0, c0, field, _ = coordinates(elastic=elastic)
+    np.testing.assert_allclose(rows - r0, field @ elastic[0], atol=1e-12)
+    np.testing.assert_allclose(cols - c0, field @ elastic[1], atol=1e-12)
+    rows, cols, r0, c0, _, _ = coordinates(scale=1.25)
+    np.testing.assert_allclose(rows, r0 / 1.25 + 0 * rows, atol=1e-12)
+    np.testing.assert_allclose(cols, c0 / 1.25 + 0 * cols, atol=1e-12)
+    rows, cols, r0, c0, _, _ = coordinates(aspect=1.1)  # the width alone
+    np.testing.assert_allclose(rows, r0 + 0 * rows, atol=1e-12)
+    np.testing.assert_allclose(cols, c0 / 1.1 + 0 * cols, atol=1e-12)
+    rows, cols, r0, c0, _, _ = coordinates(shift=np.array([[1.5], [-2.0]]))
+    np.testing.assert_allclose(rows, r0 - 1.5 + 0 * rows, atol=1e-12)
+    np.testing.assert_allclose(cols, c0 + 2.0 + 0 * cols, atol=1e-12)
+    angle = np.radians(10)
+    rows, cols, r0, c0, _, _ = coordinates(angle=angle)
+    np.testing.assert_allclose(np.hypot(rows, cols), np.hypot(r0, c0) + 0 * rows, atol=1e-12)
+    turned = np.arctan2(rows, cols) - np.arctan2(r0, c0)
+    far = (np.hypot(r0, c0) > 1)[:, 0]
+    assert np.allclose(np.angle(np.exp(1j * turned[far])), -angle) or np.allclose(
+        np.angle(np.exp(1j * turned[far])), angle)
+    rows, cols, r0, c0, _, _ = coordinates(shear=0.2)  # rows stay, columns lean by row
+    np.testing.assert_allclose(rows, r0 + 0 * rows, atol=1e-12)
+    np.testing.assert_allclose(np.abs(cols - c0), np.abs(0.2 * r0) + 0 * cols, atol=1e-12)

@@ -205,7 +205,8 @@ def test_sigterm_mid_download_leaves_no_temporary_file(trickle, tmp_path):
 def test_stale_temporary_files_are_swept_and_nothing_else(mnist_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("DIGITNET_MIRRORS", "http://127.0.0.1:9/")  # nothing may be fetched
     cache = copies(mnist_dir, tmp_path / "cache")
-    keep = ["tmp_notes.txt", "tmpABCDEFGH", "tmpfresh_01"]  # not pooch's names, or too young
+    # not pooch's names (a user's own files, some starting like one), or too young
+    keep = ["tmp_notes.txt", "tmpABCDEFGH", "tmpnotes_2024.txt", "tmp12345678.bak", "tmpfresh_01"]
     for name in ["tmpk3x_9q0z", "tmp12345678", *keep]:
         (cache / name).write_bytes(b"half a download")
     long_ago = time.time() - 2 * download.STALE_SECONDS

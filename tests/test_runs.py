@@ -88,9 +88,11 @@ def arrays(path):
 
 
 @pytest.mark.parametrize("flags", [[], CONV], ids=["chapter-1", "conv-momentum-l2-dropout"])
-def test_a_resumed_run_ends_bit_for_bit_as_an_uninterrupted_one(mnist_dir, tmp_path, flags,
+def test_a_resumed_run_ends_bit_for_bit_as_an_uninterrupted_one(small_split, tmp_path, flags,
                                                                 capsys):
-    data = ["--data-dir", str(mnist_dir)]
+    """On a 1,200-image slice of the real MNIST (conftest.small_split): four
+    epochs in one go, and two plus two through a checkpoint."""
+    data = small_split
     a, b, ckpt = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "b.ckpt"
     assert cli.main(["train", *flags, "--epochs", "4", "--seed", "3", "--save", str(a), *data]) == 0
     assert cli.main(["train", *flags, "--epochs", "2", "--seed", "3", "--checkpoint", str(ckpt),
