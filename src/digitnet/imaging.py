@@ -78,6 +78,10 @@ def name_of(source):
     return str(getattr(source, "name", "<bytes>"))
 
 
+# The one error for a value that is no pixel (serve's JSON says the same).
+PIXEL_RANGE = "pixels must be finite numbers from 0 to 1, or from 0 to 255"
+
+
 def grey_array(a):
     """A user's 2-D greyscale array (0 black, 1 white; 0-255 is scaled), checked."""
     try:
@@ -89,8 +93,8 @@ def grey_array(a):
     if a.size > MAX_PIXELS:
         raise ImageError(f"pixels: {a.shape[0]}x{a.shape[1]} is more than "
                          f"{MAX_PIXELS // 1_000_000} megapixels")
-    if not np.all(np.isfinite(a)) or a.min() < 0:
-        raise ImageError("pixels must be finite numbers >= 0")
+    if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 255:
+        raise ImageError(PIXEL_RANGE)
     return a / 255.0 if a.max() > 1.0 else a
 
 
