@@ -266,7 +266,13 @@ def test_a_huge_body_gets_413_at_once_unread(url):
     out = io.BytesIO()
     Image.new("1", (8001, 8000)).save(out, "PNG")  # one column over 64 megapixels
     status, answer = api(url, "POST", "/api/predict", out.getvalue(), "image/png")
-    assert status == 413 and "8001x8000" in answer["error"]
+    assert (status, answer["error"]) == (413, "picture too large: 8001x8000 pixels, at most 64 "
+                                              "megapixels") and serve.MAX_PIXELS == 64_000_000
+    out = io.BytesIO()
+    Image.new("1", (serve.imaging.MAX_SIDE + 1, 1)).save(out, "PNG")  # one row, too long
+    status, answer = api(url, "POST", "/api/predict", out.getvalue(), "image/png")
+    assert (status, answer["error"]) == (413, "picture too large: 65536x1 pixels, at most 65535 "
+                                              "pixels a side")
 
 
 @pytest.mark.parametrize("headers,code", [

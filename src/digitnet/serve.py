@@ -64,7 +64,8 @@ BODIES = 256 * 1024 * 1024
 MAX_JSON = 1024 * 1024
 # Brackets deep: a picture is 2 (rows of numbers); the parser recurses.
 MAX_NESTING = 32
-# One limit on a picture's size, the one imaging enforces (see there).
+# One limit on a picture's size, imaging's (see there), checked here by
+# imaging.size_error from the header alone.
 MAX_PIXELS = imaging.MAX_PIXELS
 # Predictions running at once: the rest wait their turn, so twenty clients
 # uploading photos cannot hold twenty decoded photos in memory together.
@@ -230,9 +231,9 @@ def picture(body, kind):
         raise HTTPError(413, "picture too large (a decompression bomb?)") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the picture's fault
         raise HTTPError(400, f"damaged picture ({type(exc).__name__})") from None
-    if width * height > MAX_PIXELS:
-        raise HTTPError(413, f"picture too large: {width}x{height} pixels, at most "
-                             f"{MAX_PIXELS // 1_000_000} megapixels")
+    too_large = imaging.size_error(width, height)  # imaging's limits, before decoding
+    if too_large:
+        raise HTTPError(413, too_large)
     return body, width * height
 
 
