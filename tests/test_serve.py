@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitnet import Model, Network, cli, cli_serve, imaging, load, serve
+from digitnet import Model, Network, bodies, cli, cli_serve, imaging, load, serve
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed (digitnet[image])")
 ROOT = Path(__file__).resolve().parent.parent
@@ -645,12 +645,12 @@ def test_json_bodies_are_limited_in_size_and_nesting(url):
     assert status == 413 and f"{serve.MAX_JSON} byte limit" in answer["error"]
     def deep(n):  # n brackets deep, the object's own included
         return b'{"pixels": ' + b"[" * (n - 1) + b"0" + b"]" * (n - 1) + b"}"
-    assert serve.nesting(deep(serve.MAX_NESTING)) == serve.MAX_NESTING
-    status, answer = api(url, "POST", "/api/predict", deep(serve.MAX_NESTING), "application/json")
+    assert bodies.nesting(deep(bodies.MAX_NESTING)) == bodies.MAX_NESTING
+    status, answer = api(url, "POST", "/api/predict", deep(bodies.MAX_NESTING), "application/json")
     assert status == 400 and "got shape (1, 1, 1" in answer["error"]  # read, then refused
-    assert api(url, "POST", "/api/predict", deep(serve.MAX_NESTING + 1), "application/json") == \
+    assert api(url, "POST", "/api/predict", deep(bodies.MAX_NESTING + 1), "application/json") == \
         (400, {"error": "malformed JSON: nested too deeply"})
-    assert serve.nesting(b'{"a": [[1], [2, [3]]], "b": "]]]"}') == 4
+    assert bodies.nesting(b'{"a": [[1], [2, [3]]], "b": "]]]"}') == 4
 
 
 def test_only_the_servers_own_host_names_are_answered(net, mnist):

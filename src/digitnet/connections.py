@@ -24,6 +24,14 @@ from http.server import ThreadingHTTPServer
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
+class HTTPError(Exception):
+    """A request we refuse: its status and one line saying why."""
+
+    def __init__(self, status, message, headers=None):
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
+
+
 class Deadline(socket.SocketIO):
     """A socket's reads, all ending by one deadline rather than each
     allowed its own timeout: reading headers a byte at a time cannot

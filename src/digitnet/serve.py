@@ -19,9 +19,10 @@ must not read the API), only the page's own files are served (read once, at
 start, into a fixed table: no path from a request ever reaches the file
 system), bodies only up to MAX_BODY bytes (refused by their Content-Length,
 never read) and BODIES bytes at once in all, JSON only up to MAX_JSON
-bytes with every number a pixel value, pictures only up to
-imaging.MAX_PIXELS, and at most PARALLEL predictions at a time, so memory
-stays bounded whatever arrives.
+bytes with every number a pixel value and pictures only up to imaging's
+limits (see bodies.py), and at most PARALLEL predictions at a time, so
+memory stays bounded whatever arrives.  The connection layer is in
+connections.py.
 
     GET  /api/model             the model: description, classes, output kind,
                                 test accuracy (null, with test_error, without data)
@@ -32,7 +33,6 @@ stays bounded whatever arrives.
 """
 
 import contextlib
-import io
 import json
 import os
 import random
@@ -41,14 +41,15 @@ import sys
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
 from . import backend, connections, data, imaging, training
-from .extras import require
+from .bodies import MAGIC, picture, pixels
+from .connections import HTTPError
 
 STATIC = Path(__file__).resolve().parent / "static"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -62,8 +63,6 @@ BODIES = 256 * 1024 * 1024
 # A JSON body becomes Python floats, ~16 bytes of memory per byte of text:
 # 1 MB is a 500x500 picture, and far more than the page's 28x28 needs.
 MAX_JSON = 1024 * 1024
-# Brackets deep: a picture is 2 (rows of numbers); the parser recurses.
-MAX_NESTING = 32
 # One limit on a picture's size, imaging's (see there), checked here by
 # imaging.size_error from the header alone.
 MAX_PIXELS = imaging.MAX_PIXELS
@@ -87,7 +86,6 @@ CONNECTIONS = 256
 QUEUE = 256
 QUEUE_WAIT = 5.0
 RETRY_AFTER = 2
-MAGIC = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",)}
 # The page may run only its own scripts and styles (nothing from elsewhere),
 # and draw pictures it made itself (data: and blob: URLs).
 SECURITY = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
@@ -95,14 +93,6 @@ SECURITY = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:
                                        "frame-ancestors 'none'; form-action 'none'",
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
             "Cross-Origin-Resource-Policy": "same-origin"}
-
-
-class HTTPError(Exception):
-    """A request we refuse: its status and one line saying why."""
-
-    def __init__(self, status, message, headers=None):
-        super().__init__(message)
-        self.status, self.headers = status, headers or {}
 
 
 def static_files(folder=STATIC):
@@ -214,75 +204,6 @@ class App:
                 "label_name": self.classes[label], "pixels": np.round(pixels, 4).tolist(),
                 "prediction": {"digit": k, "label": self.classes[k],
                                "outputs": [round(float(v), 6) for v in outputs[i]]}}
-
-
-def picture(body, kind):
-    """(body, pixels): a PNG or JPEG body, checked before anything decodes
-    it: its first bytes must say what its Content-Type says (no other
-    Pillow decoder is reachable from the network), and its header's size
-    must be sane."""
-    if not body.startswith(MAGIC[kind]):
-        raise HTTPError(400, f"the body is not a {kind.split('/')[1].upper()} picture")
-    Image = require("PIL.Image", "image", "digitnet serve")
-    try:
-        with Image.open(io.BytesIO(body)) as img:  # reads the header only
-            width, height = img.size
-    except Image.DecompressionBombError:
-        raise HTTPError(413, "picture too large (a decompression bomb?)") from None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the picture's fault
-        raise HTTPError(400, f"damaged picture ({type(exc).__name__})") from None
-    too_large = imaging.size_error(width, height)  # imaging's limits, before decoding
-    if too_large:
-        raise HTTPError(413, too_large)
-    return body, width * height
-
-
-def _pixel_value(text):
-    """A JSON number, as json.loads meets it: a pixel value or a 400.  As
-    text, so that a 400-digit integer never becomes a Python int (which
-    numpy cannot hold, and Python refuses past 4300 digits)."""
-    value = float(text)  # a huge one is inf, refused below
-    if not 0 <= value <= 255:
-        raise HTTPError(400, imaging.PIXEL_RANGE)
-    return value
-
-
-def _not_a_number(name):
-    raise HTTPError(400, imaging.PIXEL_RANGE)  # NaN, Infinity, -Infinity
-
-
-def nesting(body):
-    """How deeply brackets nest in `body` (strings' brackets counted too:
-    a picture has none)."""
-    b = np.frombuffer(body, dtype=np.uint8)
-    steps = (np.isin(b, (ord("["), ord("{"))).astype(np.int32)
-             - np.isin(b, (ord("]"), ord("}"))))
-    return int(np.cumsum(steps).max(initial=0))
-
-
-def pixels(body):
-    """(array, pixels): JSON {"pixels": [[...], ...]} as a 2-D float array
-    of pixel values, 0-1 or 0-255 (imaging checks the rest)."""
-    if nesting(body) > MAX_NESTING:
-        raise HTTPError(400, "malformed JSON: nested too deeply")
-    try:
-        obj = json.loads(body, parse_int=_pixel_value, parse_float=_pixel_value,
-                         parse_constant=_not_a_number)
-    except UnicodeDecodeError:
-        raise HTTPError(400, "the JSON body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise HTTPError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} "
-                             f"column {exc.colno}") from None
-    if not isinstance(obj, dict) or "pixels" not in obj:
-        raise HTTPError(400, 'expected a JSON object {"pixels": [[...], ...]}')
-    try:
-        a = np.asarray(obj["pixels"], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise HTTPError(400, "pixels must be a 2-D array of numbers, rows of equal length") \
-            from None
-    if a.ndim != 2:
-        raise HTTPError(400, f"pixels must be a 2-D array (rows of numbers), got shape {a.shape}")
-    return a, a.size
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -20,7 +20,7 @@
   };
   const exposed = window.digitnet = {
     lastPng: null, lastResult: null, sent: 0, shown: 0, pointer: null,
-    timings: [],   // {total, server}: ms from a stroke's end to its answer painted, and of that the request's
+    timings: [],  // {total, server}: ms from a stroke's end to its answer painted; the request
   };
 
   // ---- drawing ---------------------------------------------------------
