@@ -9,8 +9,8 @@ with the command line.
 
 The server is the standard library's threaded HTTP server: one thread per
 connection, so a slow or hostile client holds only its own thread, and only
-for TIMEOUT seconds per request, from its first byte (or the end of the
-previous answer) to its last, headers included.  Beyond CONNECTIONS at once,
+for TIMEOUT seconds per request, from the moment its connection opens to
+the request's last byte, headers included.  Beyond CONNECTIONS at once,
 a connection waits up to QUEUE_WAIT for a free one (at most QUEUE wait),
 then is answered 503 with Retry-After: never dropped without an answer.
 Every request is checked before any work: its Host must be one of this
@@ -61,7 +61,7 @@ MAX_BODY = 4 * 1024 * 1024
 # bytes arrive, not as Content-Length claims, so claims alone reserve nothing.
 BODIES = 256 * 1024 * 1024
 # A JSON body becomes Python floats, ~16 bytes of memory per byte of text:
-# 1 MB is a 500x500 picture, and far more than the page's 28x28 needs.
+# 1 MB holds a picture a few hundred pixels a side, far more than a digit needs.
 MAX_JSON = 1024 * 1024
 # One limit on a picture's size, imaging's (see there), checked here by
 # imaging.size_error from the header alone.
@@ -73,8 +73,8 @@ PARALLEL = max(2, os.cpu_count() or 2)
 # ~330 MB on the way (see imaging.MAX_PIXELS), PARALLEL of them too much.
 LARGE = 4_000_000
 # Seconds a request may take to arrive, in all (not per read), from the
-# connection (or the previous answer) to its body's last byte, headers
-# included: a stalled, idle or trickling client frees its thread after it.
+# connection's opening to its body's last byte, headers included: a
+# stalled, idle or trickling client frees its thread after it.
 TIMEOUT = 20
 # Connections served at once.  A thread waiting on a slow client costs
 # little memory (bodies are bounded by BODIES), so there are enough for
@@ -176,10 +176,10 @@ class App:
                         test_total=len(test))
         return info
 
-    def predict(self, source, pixels=0):
-        """One picture (bytes or a 2-D array) of `pixels` pixels through
+    def predict(self, source, size=0):
+        """One picture (bytes or a 2-D array) of `size` pixels through
         imaging.predict."""
-        with self.slots, (self.large if pixels > LARGE else contextlib.nullcontext()):
+        with self.slots, (self.large if size > LARGE else contextlib.nullcontext()):
             result = imaging.predict(self.net, [source], self.dataset, with_input=True)[0]
         if "error" in result:
             message, prefix = result["error"], result["path"] + ": "
