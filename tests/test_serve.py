@@ -172,6 +172,7 @@ def test_without_data_sample_is_503_and_the_rest_works(net, mnist, tmp_path):
             net, [digit_picture(mnist[2], 0)])[0]["digit"]
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def white_png():
@@ -439,6 +440,7 @@ def test_a_fashion_model_answers_with_class_names(tmp_path):
                        "input": got["input"]}
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_a_trickling_client_is_cut_off_by_the_total_deadline(net, monkeypatch):
@@ -463,6 +465,7 @@ def test_a_trickling_client_is_cut_off_by_the_total_deadline(net, monkeypatch):
     finally:
         s.close()
         server.shutdown()
+        server.server_close()
 
 
 def test_expect_100_continue_is_answered_before_the_body(url, mnist):
