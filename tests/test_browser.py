@@ -4,9 +4,11 @@ Digits are written on the canvas with real pointer input (mouse, pen and
 touch, stroke by stroke), and after every stroke the page must show what
 the API says for the very PNG the page sent (the page keeps it in
 window.digitnet.lastPng): the same class, the same ten outputs, the same
-28x28 picture.  Undo, Clear, a photo through the file picker and the
-test-set button are checked the same way, and the browser's console must
-stay free of errors (a blocked script or style would show there).
+28x28 picture, within a sane time of the stroke's end.  Undo, Clear, a
+photo through the file picker and the test-set button are checked the same
+way, and the browser's console must stay free of errors (a blocked script
+or style would show there).  On a phone-sized and a tablet-sized screen the
+answer must be in view beside the pad.
 
 Needs Debian's `chromium` and `chromium-driver` and `pip install selenium`
 (the `test` extra); without them the test skips with the reason, and CI
@@ -162,7 +164,14 @@ def test_writing_digits_stroke_by_stroke_shows_the_apis_answer(page):
             assert driver.execute_script("return window.digitnet.pointer") == kind
             after.append((last_png(driver), check_page_matches_api(driver, url)))
         read[name] = after[-1][1]["label"]
-    print(f"hand-drawn 1, 0, 7 read as {read['1']}, {read['0']}, {read['7']}")
+    timings = driver.execute_script("return window.digitnet.timings.map(t => t.total)")
+    print(f"hand-drawn 1, 0, 7 read as {read['1']}, {read['0']}, {read['7']}; "
+          f"stroke to answer {', '.join(f'{t:.0f}' for t in timings)} ms")
+    # A sanity bound, 6x the target, not a speed target (benchmarks/
+    # serve_latency.py measures that): it catches the second's lag that
+    # canvas.toBlob added to many strokes (its callback waits for an idle
+    # moment, or a 1 s timeout).
+    assert len(timings) == sent and max(timings) < 1000, timings
     # Undo takes the 7 back to its first stroke, pixel for pixel.
     driver.find_element("id", "undo").click()
     sent += 1
@@ -218,6 +227,33 @@ def test_the_test_set_button_shows_a_wrong_and_a_right_digit(page):
     driver.find_element("id", "sample-wrong").click()
     assert driver.find_element("id", "winner").text == it_read
     assert console_errors(driver) == []
+
+
+@pytest.mark.parametrize("width,height", [(390, 844), (800, 1000)])
+def test_on_small_screens_the_answer_is_in_view_with_the_pad(page, width, height):
+    """Phone: the digit and its ten bars above the pad, all in view while
+    drawing.  Tablet: the pad and the answer side by side, above the fold."""
+    driver, _, _ = page
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+    try:
+        driver.refresh()
+        wait_for(driver, "document.getElementById('model').dataset.ready === '1'")
+        stroke(driver, SEVEN[0], "touch")
+        wait_for(driver, "window.digitnet.shown === 1")
+        box = driver.execute_script("""
+            const r = (id) => document.getElementById(id).getBoundingClientRect();
+            return {pad: r('pad'), winner: r('winner'), bars: r('bars'),
+                    page: document.documentElement.scrollWidth};""")
+        for name in ("pad", "winner", "bars"):  # whole, in the first screen
+            assert 0 <= box[name]["top"] and box[name]["bottom"] <= height, (name, box)
+            assert 0 <= box[name]["left"] and box[name]["right"] <= width, (name, box)
+        assert box["page"] <= width  # no sideways scrolling
+        assert box["pad"]["width"] >= min(width - 60, 360)  # a pad to write on, not a stamp
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        driver.refresh()
+        wait_for(driver, "document.getElementById('model').dataset.ready === '1'")
 
 
 def test_screenshot(page):

@@ -468,3 +468,15 @@ def test_a_large_png_keeps_its_colour_key_transparency(tmp_path):
         img.save(path, transparency=(7, 7, 7))
         column = imaging.load(path)
         assert column.max() > 0.5, size  # the black bar is found as ink
+
+
+@pytest.mark.parametrize("width, height", [(65536, 1), (1, 65536), (64_000_000, 1), (65536, 900)])
+def test_a_side_over_max_side_is_refused_from_the_header(tmp_path, width, height):
+    """A 1-row 64-megapixel PNG took 768 MB to decode (Pillow holds two rows
+    and a pointer per row): a side over MAX_SIDE is refused whatever the area."""
+    path = tmp_path / "long.png"
+    path.write_bytes(png_header(width, height))
+    with pytest.raises(imaging.ImageError) as err:
+        imaging.load(path)
+    assert str(err.value) == (f"{path}: picture too large: {width}x{height} pixels, "
+                              f"at most {imaging.MAX_SIDE} pixels a side")

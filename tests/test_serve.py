@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitnet import Model, Network, cli, cli_serve, imaging, load, serve
+from digitnet import Model, Network, bodies, cli, cli_serve, imaging, load, serve
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed (digitnet[image])")
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,9 +105,10 @@ def test_the_page_and_its_files_are_served_and_load_nothing_from_elsewhere(url):
     assert status == 200 and body == b"" and int(head["Content-Length"]) == len(page)
 
 
-def test_model_describes_the_network_and_its_test_accuracy(url, net, mnist):
+def test_model_describes_the_network_and_its_test_accuracy(url, net, mnist, trained_model):
     status, info = api(url)
     assert status == 200
+    assert info["name"] == trained_model.name != str(trained_model)  # the file, not its path
     assert info["description"] == "[784, 30, 10]" and info["config"] == net.config()
     assert info["classes"] == [str(d) for d in range(10)] and info["output"] == "sigmoid"
     assert info["dataset"] == "mnist"
@@ -171,6 +172,7 @@ def test_without_data_sample_is_503_and_the_rest_works(net, mnist, tmp_path):
             net, [digit_picture(mnist[2], 0)])[0]["digit"]
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def white_png():
@@ -198,7 +200,7 @@ BAD = {
 # The ones imaging.predict makes: the server must answer with its message.
 BAD_FOR_IMAGING = {
     "empty rows": [[]], "NaN": [[0, float("nan")], [1, 0]], "negative": [[0, -1], [1, 0]],
-    "blank pixels": [[0] * 9] * 9, "blank picture": None,
+    "blank pixels": [[0] * 9] * 9, "blank picture": None, "over 255": [[0, 256], [1, 0]],
 }
 
 
@@ -255,7 +257,7 @@ def test_nothing_outside_the_page_is_readable(url, path):
 def test_a_huge_body_gets_413_at_once_unread(url):
     """Content-Length says 10 GB, 5 bytes follow: the answer comes before
     the body could ever have been read."""
-    head = (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+    head = (b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
             b"Content-Length: %d\r\n\r\nhello")
     line, seconds = raw_request(url, head % 10_000_000_000)
     assert line.endswith("413 Request Entity Too Large") and seconds < 1.0, (line, seconds)
@@ -263,9 +265,15 @@ def test_a_huge_body_gets_413_at_once_unread(url):
     assert "413" in line
     # a small file that claims a huge picture is refused from its header
     out = io.BytesIO()
-    Image.new("1", (6000, 5000)).save(out, "PNG")
+    Image.new("1", (8001, 8000)).save(out, "PNG")  # one column over 64 megapixels
     status, answer = api(url, "POST", "/api/predict", out.getvalue(), "image/png")
-    assert status == 413 and "6000x5000" in answer["error"]
+    assert (status, answer["error"]) == (413, "picture too large: 8001x8000 pixels, at most 64 "
+                                              "megapixels") and serve.MAX_PIXELS == 64_000_000
+    out = io.BytesIO()
+    Image.new("1", (serve.imaging.MAX_SIDE + 1, 1)).save(out, "PNG")  # one row, too long
+    status, answer = api(url, "POST", "/api/predict", out.getvalue(), "image/png")
+    assert (status, answer["error"]) == (413, "picture too large: 65536x1 pixels, at most 65535 "
+                                              "pixels a side")
 
 
 @pytest.mark.parametrize("headers,code", [
@@ -274,7 +282,7 @@ def test_a_huge_body_gets_413_at_once_unread(url):
     (b"Content-Length: \xb2\r\n", "400"),  # a superscript 2: isdigit() but not int()
     (b"Content-Length: 5\r\nContent-Length: 50\r\n", "400")])
 def test_post_without_a_usable_length(url, headers, code):
-    line, _ = raw_request(url, b"POST /api/predict HTTP/1.1\r\nHost: x\r\n"
+    line, _ = raw_request(url, b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                           b"Content-Type: image/png\r\n" + headers + b"\r\n")
     assert line.split()[1] == code, line
 
@@ -284,7 +292,7 @@ def test_stalled_and_garbled_clients_do_not_slow_the_others(url, mnist):
     host, port = url.split("//")[1].rstrip("/").split(":")
     for data in (b"POST /api/predict HTTP/1.1\r\nContent-Type: image/png\r\n"
                  b"Content-Length: 4000\r\n\r\n\x89PNG",  # a body that never comes
-                 b"GET / HTTP/1.1\r\nHost: x\r\n",        # headers that never end
+                 b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n",        # headers that never end
                  b"GE"):
         s = socket.create_connection((host, int(port)))
         s.sendall(data)
@@ -432,6 +440,7 @@ def test_a_fashion_model_answers_with_class_names(tmp_path):
                        "input": got["input"]}
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_a_trickling_client_is_cut_off_by_the_total_deadline(net, monkeypatch):
@@ -456,13 +465,14 @@ def test_a_trickling_client_is_cut_off_by_the_total_deadline(net, monkeypatch):
     finally:
         s.close()
         server.shutdown()
+        server.server_close()
 
 
 def test_expect_100_continue_is_answered_before_the_body(url, mnist):
     host, port = url.split("//")[1].rstrip("/").split(":")
     picture = digit_picture(mnist[2], 0)
     s = socket.create_connection((host, int(port)), timeout=5)
-    s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+    s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
               b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(picture))
     assert s.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
     s.sendall(picture)
@@ -474,3 +484,230 @@ def test_expect_100_continue_is_answered_before_the_body(url, mnist):
         reply += chunk
     s.close()
     assert reply.split()[1] == b"200" and b'"digit"' in reply
+
+
+# ---- crowds, slow clients, numbers and names (issue 18) ----------------------
+
+def connect(url):
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def closed_within(s, seconds, drip=None):
+    """Seconds until the server closes `s` (None if it has not by then);
+    `drip` is sent every 0.2 s meanwhile, as a slowloris client does."""
+    started = time.perf_counter()
+    s.settimeout(0.2)
+    while time.perf_counter() - started < seconds:
+        try:
+            if drip:
+                s.sendall(drip)
+            if s.recv(4096) == b"":
+                return time.perf_counter() - started
+        except socket.timeout:
+            continue
+        except OSError:
+            return time.perf_counter() - started
+    return None
+
+
+@pytest.mark.parametrize("opening,drip", [
+    (b"", None),                                   # connects, sends nothing
+    (b"GET / HTTP/1.1\r\n", b"X"),                 # headers, one byte at a time
+    (b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+     b"Content-Length: 100\r\n\r\n", None)])    # a body that never comes
+def test_a_slow_or_idle_client_is_dropped_at_the_total_deadline(net, monkeypatch, opening, drip):
+    """Every read is quick, or there is none, but the request never ends:
+    TIMEOUT counts from the connection to the end of the request, so the
+    client is dropped then, whether it is in its headers or its body."""
+    monkeypatch.setattr(serve, "TIMEOUT", 1.0)
+    server, url = serve.start(serve.App(net, data_dir="/nonexistent"))
+    try:
+        with connect(url) as s:
+            s.sendall(opening)
+            seconds = closed_within(s, 6, drip)
+        assert seconds is not None and 0.5 < seconds < 3.0, seconds
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_64_slowloris_and_80_idle_clients_leave_room_for_the_page(url, mnist):
+    """The issue's crowd, over real sockets: 80 connections that send
+    nothing and 64 that send a header byte every 0.2 s.  Meanwhile the page,
+    the model and predictions answer other clients at once."""
+    picture = digit_picture(mnist[2], 3)
+    idle = [connect(url) for _ in range(80)]
+    slow = [connect(url) for _ in range(64)]
+    try:
+        for s in slow:
+            s.sendall(b"GET / HTTP/1.1\r\n")
+        started = time.perf_counter()
+        while time.perf_counter() - started < 3:
+            for s in slow:
+                s.sendall(b"X")
+            asked = time.perf_counter()
+            assert call(url, path="/", timeout=5)[0] == 200
+            assert api(url)[0] == 200
+            assert api(url, "POST", "/api/predict", picture, "image/png")[0] == 200
+            assert time.perf_counter() - asked < 3
+            time.sleep(0.2)
+    finally:
+        for s in idle + slow:
+            s.close()
+
+
+def answers(url, picture, n):
+    """(status, headers, body) of `n` predictions sent at once, each on its
+    own connection; (None, error, b"") where no answer came."""
+    def one(_):
+        try:
+            return call(url, "POST", "/api/predict", picture, {"Content-Type": "image/png"})
+        except (OSError, http.client.HTTPException) as exc:
+            return None, repr(exc), b""
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_a_burst_of_200_predictions_is_answered_in_full(url, mnist):
+    """The issue's burst: 200 at once (37-50% got an empty reply before)."""
+    got = answers(url, digit_picture(mnist[2], 3), 200)
+    assert [status for status, _, _ in got] == [200] * 200, [g for g in got if g[0] != 200][:3]
+
+
+def test_beyond_capacity_clients_get_503_with_retry_after_never_nothing(net, mnist, monkeypatch):
+    """4 connections served, 4 waiting: with all 4 held, a burst of 60 gets
+    503 answers (Retry-After, one line of JSON), none empty; once the held
+    ones go, the server answers 200 again."""
+    monkeypatch.setattr(serve, "CONNECTIONS", 4)
+    monkeypatch.setattr(serve, "QUEUE", 4)
+    monkeypatch.setattr(serve, "QUEUE_WAIT", 0.3)
+    server, url = serve.start(serve.App(net, data_dir="/nonexistent"))
+    picture = digit_picture(mnist[2], 3)
+    try:
+        held = [connect(url) for _ in range(4)]
+        time.sleep(0.2)
+        got = answers(url, picture, 60)
+        for status, head, body in got:
+            assert status == 503, (status, head)
+            assert head["Retry-After"] == str(serve.RETRY_AFTER)
+            assert head["Content-Type"] == "application/json" and body.count(b"\n") == 1
+            assert "too many connections" in json.loads(body)["error"]
+        for s in held:
+            s.close()
+        time.sleep(0.3)
+        assert [g[0] for g in answers(url, picture, 4)] == [200] * 4
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_waiting_client_is_served_when_a_connection_frees(net, mnist, monkeypatch):
+    """Bounded queueing first: a client that finds no room waits, and is
+    served as soon as a held connection goes."""
+    monkeypatch.setattr(serve, "CONNECTIONS", 2)
+    server, url = serve.start(serve.App(net, data_dir="/nonexistent"))
+    try:
+        held = [connect(url) for _ in range(2)]
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(api, url)
+            time.sleep(0.5)
+            assert not waiting.done()
+            held[0].close()
+            assert waiting.result(timeout=5)[0] == 200
+        held[1].close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("number", [
+    "1" + "0" * 400, "-1" + "0" * 400, "1" + "0" * 5000,  # past Python's int-string limit
+    "1e400", "-1e400", "NaN", "Infinity", "-Infinity", "256", "255.5", "-1", "-0.001"])
+def test_json_numbers_outside_pixel_values_are_400_never_500(url, number, capsys):
+    body = b'{"pixels": [[0, %s], [1, 0]]}' % number.encode()
+    status, answer = api(url, "POST", "/api/predict", body, "application/json")
+    assert (status, answer) == (400, {"error": imaging.PIXEL_RANGE}), number[:20]
+    assert capsys.readouterr().err == ""  # no line of a 500 on the server's output
+
+
+def test_json_at_the_edges_of_the_pixel_range_is_read(url, net, mnist):
+    """0, 1 and 255 exactly are pixel values, and so is a number too small
+    for a float (1e-400 reads as 0)."""
+    grey = mnist[2].images[:, 7].reshape(28, 28).astype(np.float64)
+    for pixels in (grey / grey.max(), np.round(255 * grey / grey.max())):
+        text = json.dumps({"pixels": pixels.tolist()}).replace("0.0,", "1e-400,", 1)
+        status, got = api(url, "POST", "/api/predict", text.encode(), "application/json")
+        want = imaging.predict(net, [pixels])[0]
+        assert status == 200 and pixels.max() in (1, 255) and got["outputs"] == want["outputs"]
+
+
+def test_json_bodies_are_limited_in_size_and_nesting(url):
+    big = b'{"pixels": [[' + b"0," * (serve.MAX_JSON // 2) + b'0]]}'
+    status, answer = api(url, "POST", "/api/predict", big, "application/json")
+    assert status == 413 and f"{serve.MAX_JSON} byte limit" in answer["error"]
+    def deep(n):  # n brackets deep, the object's own included
+        return b'{"pixels": ' + b"[" * (n - 1) + b"0" + b"]" * (n - 1) + b"}"
+    assert bodies.nesting(deep(bodies.MAX_NESTING)) == bodies.MAX_NESTING
+    status, answer = api(url, "POST", "/api/predict", deep(bodies.MAX_NESTING), "application/json")
+    assert status == 400 and "got shape (1, 1, 1" in answer["error"]  # read, then refused
+    assert api(url, "POST", "/api/predict", deep(bodies.MAX_NESTING + 1), "application/json") == \
+        (400, {"error": "malformed JSON: nested too deeply"})
+    assert bodies.nesting(b'{"a": [[1], [2, [3]]], "b": "]]]"}') == 4
+
+
+def test_only_the_servers_own_host_names_are_answered(net, mnist):
+    """DNS rebinding: a page elsewhere whose name resolves to 127.0.0.1
+    sends its own name as Host; that gets a 400 naming --allow-host, on
+    every path, while this machine's names (and --allow-host's) work."""
+    server, url = serve.start(serve.App(net, data_dir="/nonexistent"),
+                              allow_hosts=["Digits.Example"])
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    picture = digit_picture(mnist[2], 3)
+    try:
+        for host in ("localhost", "127.0.0.1", "[::1]", "digits.example", "DIGITS.example."):
+            for name in (host, f"{host}:{port}"):
+                assert call(url, path="/api/model", headers={"Host": name})[0] == 200, name
+        for host in ("evil.example", "localhost.evil.example", "127.0.0.1.nip.io",
+                     "[::2]", "0.0.0.0", "digits.example.evil"):
+            for method, path, body, kind in (("GET", "/", None, None),
+                                             ("GET", "/api/model", None, None),
+                                             ("GET", "/api/sample?wrong=1", None, None),
+                                             ("POST", "/api/predict", picture, "image/png")):
+                headers = {"Host": f"{host}:{port}", **({"Content-Type": kind} if kind else {})}
+                status, head, raw = call(url, method, path, body, headers)
+                error = json.loads(raw)["error"]
+                assert status == 400 and f"--allow-host {host.lower()}" in error, (host, error)
+        assert serve.connections.host_names("::", ["Box.Local"]) == \
+            {"localhost", "127.0.0.1", "[::1]", "[::]", "box.local"}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_command_answers_allow_host_names_and_refuses_others(trained_model, tmp_path):
+    with serving(trained_model, "--data-dir", tmp_path, "--allow-host", "pad.local",
+                 "--allow-host", "10.0.0.7") as url:
+        for host, want in (("pad.local", 200), ("10.0.0.7:8000", 200), ("127.0.0.1", 200),
+                           ("other.local", 400)):
+            assert call(url, path="/api/model", headers={"Host": host})[0] == want, host
+    with pytest.raises(SystemExit):
+        cli.main(["serve", str(trained_model), "--allow-host", "http://x/"])
+
+
+def test_body_bytes_held_at_once_are_bounded_and_given_back(net, mnist, monkeypatch):
+    """With room for 3 pictures' bytes, one 4 times as large is 503 (Retry-
+    After), and 20 pictures in a row all pass: each gives its bytes back."""
+    picture = digit_picture(mnist[2], 3)
+    monkeypatch.setattr(serve, "BODIES", 3 * len(picture))
+    server, url = serve.start(serve.App(net, data_dir="/nonexistent"))
+    try:
+        status, head, raw = call(url, "POST", "/api/predict", picture + b"\0" * 3 * len(picture),
+                                 {"Content-Type": "image/png"})
+        assert status == 503 and head["Retry-After"] == str(serve.RETRY_AFTER)
+        assert "too many uploads" in json.loads(raw)["error"]
+        for _ in range(20):
+            assert api(url, "POST", "/api/predict", picture, "image/png")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()

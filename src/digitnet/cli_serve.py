@@ -26,6 +26,15 @@ def port_number(text):
     return value
 
 
+def host_name(text):
+    """An --allow-host name: what a browser puts in the Host header."""
+    name = text.strip()
+    if not name or any(c in name for c in "/@ \t") or name.count("]") > 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host name (like myhost.local "
+                                         "or 192.168.1.5, without scheme or port)")
+    return name
+
+
 def add_commands(sub):
     """Add `serve` to the `digitnet` subparsers."""
     s = sub.add_parser("serve", help="a local web page to write digits on and see what the "
@@ -35,6 +44,9 @@ def add_commands(sub):
                    help="address to listen on (default: %(default)s, this machine only)")
     s.add_argument("--port", type=port_number, default=8000,
                    help="(default: %(default)s; 0 picks a free one)")
+    s.add_argument("--allow-host", action="append", default=[], type=host_name,
+                   metavar="NAME", help="also answer requests for this host name (repeatable); "
+                   "localhost, 127.0.0.1, [::1] and --host always are, others get 400")
     s.add_argument("--open", action="store_true", help="open the page in a web browser")
     add_data_args(s)
     add_device_arg(s)
@@ -50,7 +62,8 @@ def exposure_warning(host):
         if host == "localhost":
             return None
     return (f"digitnet: warning: listening on {host}: anyone who can reach this machine "
-            "can use the page (there is no login); the default 127.0.0.1 keeps it local")
+            "can use the page (there is no login); the default 127.0.0.1 keeps it local. "
+            "other machines reach it only as --host or a name given with --allow-host")
 
 
 def cmd_serve(args, parser):
@@ -60,7 +73,7 @@ def cmd_serve(args, parser):
     net = load_network(args.model, args.device)
     app = serve.App(net, name=args.model, dataset=args.dataset or "mnist", data_dir=args.data_dir)
     try:
-        server = serve.Server(app, args.host, args.port)
+        server = serve.Server(app, args.host, args.port, args.allow_host)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise OSError(f"cannot listen on {args.host}:{args.port}: {reason.lower()}"

@@ -78,6 +78,10 @@ def name_of(source):
     return str(getattr(source, "name", "<bytes>"))
 
 
+# The one error for a value that is no pixel (serve's JSON says the same).
+PIXEL_RANGE = "pixels must be finite numbers from 0 to 1, or from 0 to 255"
+
+
 def grey_array(a):
     """A user's 2-D greyscale array (0 black, 1 white; 0-255 is scaled), checked."""
     try:
@@ -89,8 +93,8 @@ def grey_array(a):
     if a.size > MAX_PIXELS:
         raise ImageError(f"pixels: {a.shape[0]}x{a.shape[1]} is more than "
                          f"{MAX_PIXELS // 1_000_000} megapixels")
-    if not np.all(np.isfinite(a)) or a.min() < 0:
-        raise ImageError("pixels must be finite numbers >= 0")
+    if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 255:
+        raise ImageError(PIXEL_RANGE)
     return a / 255.0 if a.max() > 1.0 else a
 
 
@@ -162,7 +166,14 @@ WORK_SIDE = 1024
 # Pillow's reduced decoding (up to 8x8 fewer pixels), so a 100-megapixel
 # phone photo still reads.  WebP and AVIF decode into buffers of their own
 # first, about 16 bytes a pixel in all: 20 megapixels measured 340 MB.
+# This is the one limit: `digitnet serve` refuses larger pictures by their
+# header with it too.  A side is at most MAX_SIDE pixels (JPEG's own limit)
+# whatever the area: Pillow holds two rows of a PNG while decoding and a
+# pointer per row, so a 1 x 64,000,000 PNG took 768 MB (and 64,000,000 x 1
+# as much).  Read in tiles, 65535 x 976 and 976 x 65535 RGBA PNGs peak at
+# 290 MB, 8000 x 8000 at 335 MB (whole processes, 2026-12-01).
 MAX_PIXELS = 64_000_000
+MAX_SIDE = 65_535
 MAX_PIXELS_BUFFERED = {"WEBP": 20_000_000, "AVIF": 20_000_000}
 # Orientation tag values (EXIF 0x0112) and the transposes that undo them.
 ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
@@ -170,6 +181,17 @@ ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "
 # Modes Image.reduce cannot average, and the mode each is averaged in.
 REDUCIBLE = {"1": "L", "P": "RGBA", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I",
              "I;16N": "I"}
+
+
+def size_error(width, height):
+    """Why a width x height picture is too large to read, or None."""
+    if max(width, height) > MAX_SIDE:
+        return (f"picture too large: {width}x{height} pixels, at most {MAX_SIDE} pixels "
+                "a side")
+    if width * height > MAX_PIXELS:
+        return (f"picture too large: {width}x{height} pixels, at most "
+                f"{MAX_PIXELS // 1_000_000} megapixels")
+    return None
 
 
 def decode(img, path):
@@ -194,7 +216,11 @@ def decode(img, path):
         if not img.info.get("progressive"):  # a progressive JPEG holds all its
             pixels = img.size[0] * img.size[1]  # coefficients, 3 bytes a pixel
     most = MAX_PIXELS_BUFFERED.get(img.format, MAX_PIXELS)
-    if pixels > most:  # before anything that decodes (a GIF's frames, a PNG's EXIF)
+    # before anything that decodes (a GIF's frames, a PNG's EXIF)
+    too_large = size_error(w, h) if max(w, h) > MAX_SIDE else None
+    if too_large:
+        raise ImageError(f"{path}: {too_large}")
+    if pixels > most:
         raise ImageError(f"{path}: picture too large: {w}x{h} pixels is {w * h / 1e6:.0f} "
                          f"megapixels (at most {most / 1e6:.0f} can be read"
                          f"{' as ' + img.format if most != MAX_PIXELS else ''})")
@@ -212,10 +238,13 @@ def decode(img, path):
         if "transparency" in img.info:  # a colour key: keep it as alpha, reduced too
             mode = "RGBA"
         small = Image.new(mode, (-(-w // f), -(-h // f)))
-        step = f * max(1, 256 // f)  # strips a whole number of blocks high
-        for y in range(0, h, step):
-            strip = img.crop((0, y, w, min(y + step, h)))
-            small.paste((strip.convert(mode) if mode != img.mode else strip).reduce(f), (0, y // f))
+        # tiles a whole number of blocks high and wide, a few MB each
+        high, wide = f * max(1, 256 // f), f * max(1, 4096 // f)
+        for y in range(0, h, high):
+            for x in range(0, w, wide):
+                tile = img.crop((x, y, min(x + wide, w), min(y + high, h)))
+                tile = tile.convert(mode) if mode != img.mode else tile
+                small.paste(tile.reduce(f), (x // f, y // f))
         img = small
     if orientation in ORIENTATION:
         img = img.transpose(getattr(Image.Transpose, ORIENTATION[orientation]))

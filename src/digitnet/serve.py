@@ -8,12 +8,21 @@ the same code path as `digitnet predict`, so the page can never disagree
 with the command line.
 
 The server is the standard library's threaded HTTP server: one thread per
-connection, so a slow or hostile client holds only its own thread.  Every
-request is checked before any work: only the page's own files (read once,
-at start, into a fixed table: no path from a request ever reaches the file
+connection, so a slow or hostile client holds only its own thread, and only
+for TIMEOUT seconds per request, from the moment its connection opens to
+the request's last byte, headers included.  Beyond CONNECTIONS at once,
+a connection waits up to QUEUE_WAIT for a free one (at most QUEUE wait),
+then is answered 503 with Retry-After: never dropped without an answer.
+Every request is checked before any work: its Host must be one of this
+server's own names (a page elsewhere, rebinding its DNS name to 127.0.0.1,
+must not read the API), only the page's own files are served (read once, at
+start, into a fixed table: no path from a request ever reaches the file
 system), bodies only up to MAX_BODY bytes (refused by their Content-Length,
-never read), pictures only up to MAX_PIXELS, and at most PARALLEL
-predictions at a time, so memory stays bounded whatever arrives.
+never read) and BODIES bytes at once in all, JSON only up to MAX_JSON
+bytes with every number a pixel value and pictures only up to imaging's
+limits (see bodies.py), and at most PARALLEL predictions at a time, so
+memory stays bounded whatever arrives.  The connection layer is in
+connections.py.
 
     GET  /api/model             the model: description, classes, output kind,
                                 test accuracy (null, with test_error, without data)
@@ -23,7 +32,7 @@ predictions at a time, so memory stays bounded whatever arrives.
                                 (wrong=0: right): pixels, label, prediction
 """
 
-import io
+import contextlib
 import json
 import os
 import random
@@ -32,33 +41,51 @@ import sys
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from . import backend, data, imaging, training
-from .extras import require
+from . import backend, connections, data, imaging, training
+from .bodies import MAGIC, picture, pixels
+from .connections import HTTPError
 
 STATIC = Path(__file__).resolve().parent / "static"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
 # A phone photo is 2-5 MB as JPEG; a canvas PNG is a few kB.
 MAX_BODY = 4 * 1024 * 1024
-# Decoding costs ~40 bytes a pixel on the way to the 28x28 input (RGBA, then
-# float64 copies); 24 megapixels (a 6000x4000 camera) is about 1 GB.
-MAX_PIXELS = 24_000_000
+# Body bytes held at once by all requests together: a crowd of uploads is
+# answered 503 rather than holding CONNECTIONS x MAX_BODY.  Counted as the
+# bytes arrive, not as Content-Length claims, so claims alone reserve nothing.
+BODIES = 256 * 1024 * 1024
+# A JSON body becomes Python floats, ~16 bytes of memory per byte of text:
+# 1 MB holds a picture a few hundred pixels a side, far more than a digit needs.
+MAX_JSON = 1024 * 1024
+# One limit on a picture's size, imaging's (see there), checked here by
+# imaging.size_error from the header alone.
+MAX_PIXELS = imaging.MAX_PIXELS
 # Predictions running at once: the rest wait their turn, so twenty clients
 # uploading photos cannot hold twenty decoded photos in memory together.
 PARALLEL = max(2, os.cpu_count() or 2)
-# Seconds a client may take to send its request, in all (not per read): a
-# stalled or trickling one frees its thread.
+# Pictures over this many pixels are decoded one at a time: each may take
+# ~330 MB on the way (see imaging.MAX_PIXELS), PARALLEL of them too much.
+LARGE = 4_000_000
+# Seconds a request may take to arrive, in all (not per read), from the
+# connection's opening to its body's last byte, headers included: a
+# stalled, idle or trickling client frees its thread after it.
 TIMEOUT = 20
-# Connections served at once; more are closed at once, so a crowd of slow
-# clients cannot pile up threads and memory.
-CONNECTIONS = 64
-MAGIC = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",)}
+# Connections served at once.  A thread waiting on a slow client costs
+# little memory (bodies are bounded by BODIES), so there are enough for
+# 64 trickling and 80 idle clients to leave room for everyone else.
+CONNECTIONS = 256
+# Connections beyond those wait up to QUEUE_WAIT seconds for a free one, at
+# most QUEUE of them; the rest, and those that waited in vain, are answered
+# 503 with Retry-After: RETRY_AFTER seconds.
+QUEUE = 256
+QUEUE_WAIT = 5.0
+RETRY_AFTER = 2
 # The page may run only its own scripts and styles (nothing from elsewhere),
 # and draw pictures it made itself (data: and blob: URLs).
 SECURITY = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
@@ -66,14 +93,6 @@ SECURITY = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:
                                        "frame-ancestors 'none'; form-action 'none'",
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
             "Cross-Origin-Resource-Policy": "same-origin"}
-
-
-class HTTPError(Exception):
-    """A request we refuse: its status and one line saying why."""
-
-    def __init__(self, status, message, headers=None):
-        super().__init__(message)
-        self.status, self.headers = status, headers or {}
 
 
 def static_files(folder=STATIC):
@@ -108,6 +127,7 @@ class App:
         self.data_dir = data_dir
         self.rng = random.Random(seed)
         self.slots = threading.BoundedSemaphore(PARALLEL)
+        self.large = threading.Lock()
         self._lock = threading.Lock()
         self._evaluation = None
 
@@ -143,7 +163,8 @@ class App:
     def describe(self):
         """GET /api/model."""
         net, found = self.net, self.evaluation()
-        info = {"name": self.name, "description": net.describe(), "config": net.config(),
+        # the file's name only: where it lives is nobody else's business
+        info = {"name": Path(self.name).name, "description": net.describe(), "config": net.config(),
                 "dataset": self.dataset, "classes": list(self.classes), "output": net.output,
                 "device": backend.describe(net.xp)}
         if isinstance(found, str):
@@ -155,9 +176,10 @@ class App:
                         test_total=len(test))
         return info
 
-    def predict(self, source):
-        """One picture (bytes or a 2-D array) through imaging.predict."""
-        with self.slots:
+    def predict(self, source, size=0):
+        """One picture (bytes or a 2-D array) of `size` pixels through
+        imaging.predict."""
+        with self.slots, (self.large if size > LARGE else contextlib.nullcontext()):
             result = imaging.predict(self.net, [source], self.dataset, with_input=True)[0]
         if "error" in result:
             message, prefix = result["error"], result["path"] + ": "
@@ -184,55 +206,28 @@ class App:
                                "outputs": [round(float(v), 6) for v in outputs[i]]}}
 
 
-def picture(body, kind):
-    """A PNG or JPEG body, checked before anything decodes it: its first
-    bytes must say what its Content-Type says (no other Pillow decoder is
-    reachable from the network), and its header's size must be sane."""
-    if not body.startswith(MAGIC[kind]):
-        raise HTTPError(400, f"the body is not a {kind.split('/')[1].upper()} picture")
-    Image = require("PIL.Image", "image", "digitnet serve")
-    try:
-        with Image.open(io.BytesIO(body)) as img:  # reads the header only
-            width, height = img.size
-    except Image.DecompressionBombError:
-        raise HTTPError(413, "picture too large (a decompression bomb?)") from None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the picture's fault
-        raise HTTPError(400, f"damaged picture ({type(exc).__name__})") from None
-    if width * height > MAX_PIXELS:
-        raise HTTPError(413, f"picture too large: {width}x{height} pixels, at most "
-                             f"{MAX_PIXELS // 1_000_000} megapixels")
-    return body
-
-
-def pixels(body):
-    """JSON {"pixels": [[...], ...]} as a 2-D float array (imaging checks the rest)."""
-    try:
-        obj = json.loads(body)
-    except UnicodeDecodeError:
-        raise HTTPError(400, "the JSON body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise HTTPError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} "
-                             f"column {exc.colno}") from None
-    except RecursionError:
-        raise HTTPError(400, "malformed JSON: nested too deeply") from None
-    if not isinstance(obj, dict) or "pixels" not in obj:
-        raise HTTPError(400, 'expected a JSON object {"pixels": [[...], ...]}')
-    try:
-        a = np.asarray(obj["pixels"], dtype=np.float64)
-    except (TypeError, ValueError, RecursionError):
-        raise HTTPError(400, "pixels must be a 2-D array of numbers, rows of equal length") \
-            from None
-    if a.ndim != 2:
-        raise HTTPError(400, f"pixels must be a 2-D array (rows of numbers), got shape {a.shape}")
-    return a
-
-
 class Handler(BaseHTTPRequestHandler):
     """One connection: route, check, answer; every error a one-line JSON."""
 
     server_version = "digitnet"
     timeout = TIMEOUT
     error_content_type = "application/json"
+
+    def setup(self):
+        super().setup()
+        # one deadline for all of a request's reads (see handle_one_request)
+        self.reads, self.rfile = connections.deadline_reader(self.connection)
+
+    def handle_one_request(self):
+        """A request must arrive whole within TIMEOUT of the connection
+        opening, or of the previous answer: an idle or trickling client is
+        dropped then, whatever it does between."""
+        self.reads.deadline = time.monotonic() + TIMEOUT
+        self.held = 0  # body bytes counted against the server's BODIES
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.bodies.give(self.held)
 
     def do_GET(self):
         self.answer(self.get)
@@ -243,6 +238,18 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self.unread = True  # until body() has read it all
         self.answer(self.post)
+
+    def check_host(self):
+        """Only this server's own names: a page on another site whose name
+        was made to resolve to 127.0.0.1 (DNS rebinding) sends its own."""
+        header = self.headers.get("Host")
+        if header is None:  # no browser omits it; a rebinding attack needs one
+            return
+        name = connections.host_name(header)
+        if name not in self.server.hosts:
+            raise HTTPError(400, f"unknown Host {name[:60]!r}: this server answers only to "
+                                 f"{', '.join(sorted(self.server.hosts))}; "
+                                 f"start it with --allow-host {name[:60]} to add it")
 
     def get(self):
         url = urlsplit(self.path)
@@ -270,12 +277,12 @@ class Handler(BaseHTTPRequestHandler):
         kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if kind not in MAGIC and kind != "application/json":
             raise HTTPError(415, "send image/png, image/jpeg or application/json")
-        body = self.body()
-        source = pixels(body) if kind == "application/json" else picture(body, kind)
-        return self.server.app.predict(source)
+        body = self.body(MAX_JSON if kind == "application/json" else MAX_BODY)
+        source, size = pixels(body) if kind == "application/json" else picture(body, kind)
+        return self.server.app.predict(source, size)
 
-    def body(self):
-        """The request body, by its Content-Length; a body that is too large
+    def body(self, most):
+        """The request body, by its Content-Length; a body over `most` bytes
         is refused by its length alone, before one byte of it is read."""
         if "Transfer-Encoding" in self.headers:
             raise HTTPError(411, "send a Content-Length (chunked bodies are not accepted)")
@@ -286,19 +293,21 @@ class Handler(BaseHTTPRequestHandler):
         if not (length.isascii() and length.isdigit()) or len(set(lengths)) > 1:
             raise HTTPError(400, f"bad Content-Length {', '.join(lengths)[:40]!r}")
         length = int(length)
-        if length > MAX_BODY:
-            raise HTTPError(413, f"body of {length} bytes is over the {MAX_BODY} byte limit")
+        if length > most:
+            raise HTTPError(413, f"body of {length} bytes is over the {most} byte limit")
         if (self.headers.get("Expect", "").lower() == "100-continue"
                 and self.request_version == "HTTP/1.1"):  # curl waits for it on uploads
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.wfile.flush()
-        deadline, chunks, got = time.monotonic() + TIMEOUT, [], 0
-        while got < length:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the client took too long to send its body")
+        chunks, got = [], 0
+        while got < length:  # each read ends by the request's deadline
             chunk = self.rfile.read1(min(65536, length - got))
             if not chunk:
                 raise ConnectionError("the client closed before sending its body")
+            if not self.server.bodies.take(len(chunk)):
+                raise HTTPError(503, "busy: too many uploads at once; try again",
+                                {"Retry-After": str(RETRY_AFTER)})
+            self.held += len(chunk)
             chunks.append(chunk)
             got += len(chunk)
         self.unread = False
@@ -307,6 +316,7 @@ class Handler(BaseHTTPRequestHandler):
     def answer(self, route, head=False):
         """Run `route` and send what it returns: a dict as JSON, or a file."""
         try:
+            self.check_host()
             result = route()
         except HTTPError as exc:
             return self.send(exc.status, {"error": str(exc)}, head, exc.headers)
@@ -314,7 +324,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return None
         except MemoryError:
-            return self.send(503, {"error": "out of memory; try a smaller picture"}, head)
+            return self.send(503, {"error": "out of memory; try a smaller picture"}, head,
+                             {"Retry-After": str(RETRY_AFTER)})
         except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
             print(f"digitnet: serve: {self.command} {self.path[:80]}: "
                   f"{type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr, flush=True)
@@ -328,6 +339,7 @@ class Handler(BaseHTTPRequestHandler):
             kind = "application/json"
             payload = (json.dumps(result, separators=(",", ":")) + "\n").encode()
         try:
+            self.connection.settimeout(TIMEOUT)  # the answer gets its own time to leave
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(payload)))
@@ -345,7 +357,7 @@ class Handler(BaseHTTPRequestHandler):
         except (ConnectionError, TimeoutError, socket.timeout):
             self.close_connection = True
         if getattr(self, "unread", False):
-            linger(self.connection)
+            connections.linger(self.connection)
 
     def send_error(self, code, message=None, explain=None):
         """The standard library's own refusals (a malformed request line, an
@@ -362,45 +374,23 @@ class Handler(BaseHTTPRequestHandler):
         """Quiet: one line per request would bury the server's own lines."""
 
 
-def linger(connection, limit=65536, seconds=0.5):
-    """Read (and drop) a little of what a refused client is still sending,
-    so closing does not reset the connection before it reads our answer."""
-    try:
-        connection.shutdown(socket.SHUT_WR)
-        connection.settimeout(seconds)
-        while limit > 0:
-            chunk = connection.recv(min(limit, 16384))
-            if not chunk:
-                break
-            limit -= len(chunk)
-    except OSError:
-        pass
+BUSY = connections.response(
+    503, "Service Unavailable",
+    b'{"error":"busy: too many connections at once; try again"}\n',
+    [f"Retry-After: {RETRY_AFTER}", "Cache-Control: no-store",
+     *(f"{k}: {v}" for k, v in SECURITY.items())])
 
 
-class Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer with daemon threads (stopping never waits for a
-    client), a longer listen queue for bursts, and IPv6 when the host is."""
+class Server(connections.LimitedServer):
+    """The page's server: CONNECTIONS at once, QUEUE more waiting, the rest
+    answered BUSY (see connections.LimitedServer); Host names checked
+    against `host` and `allow_hosts`."""
 
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, app, host, port):
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    def __init__(self, app, host, port, allow_hosts=()):
         self.app, self.files = app, static_files()
-        self.slots = threading.BoundedSemaphore(CONNECTIONS)
-        super().__init__((host, port), Handler)
-
-    def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):  # full: close, do not queue a thread
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
+        self.hosts = connections.host_names(host, allow_hosts)
+        self.bodies = connections.Budget(BODIES)
+        super().__init__((host, port), Handler, CONNECTIONS, QUEUE, QUEUE_WAIT, BUSY)
 
     def handle_error(self, request, client_address):
         """A connection that failed outside a handler: one line, not a traceback."""
@@ -416,9 +406,9 @@ class Server(ThreadingHTTPServer):
         return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
-def start(app, host="127.0.0.1", port=0):
+def start(app, host="127.0.0.1", port=0, allow_hosts=()):
     """A Server for `app`, serving from a daemon thread: (server, url).
     For tests and notebooks; `server.shutdown()` stops it."""
-    server = Server(app, host, port)
+    server = Server(app, host, port, allow_hosts)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.url

@@ -5,7 +5,8 @@
 // as a PNG; the answer (the same as `digitnet predict --json`, plus the 28x28
 // "input" the network read) fills the chart and the preview.  No prediction
 // is computed here.  window.digitnet keeps the last PNG sent and its answer,
-// for the browser test and for anyone curious.
+// and the milliseconds from each stroke's end to its answer on screen, for
+// the browser test, benchmarks/serve_latency.py and anyone curious.
 "use strict";
 
 (() => {
@@ -17,7 +18,10 @@
     strokes: [], current: null, seq: 0,
     classes: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"], output: "sigmoid",
   };
-  const exposed = window.digitnet = { lastPng: null, lastResult: null, sent: 0, shown: 0, pointer: null };
+  const exposed = window.digitnet = {
+    lastPng: null, lastResult: null, sent: 0, shown: 0, pointer: null,
+    timings: [],  // {total, server}: ms from a stroke's end to its answer painted; the request
+  };
 
   // ---- drawing ---------------------------------------------------------
 
@@ -70,7 +74,7 @@
   function endStroke(e) {
     if (!state.current || e.pointerId !== state.current.id) return;
     state.current = null;
-    predictDrawing();
+    predictDrawing(e.timeStamp);
   }
   pad.addEventListener("pointerup", endStroke);
   pad.addEventListener("pointercancel", endStroke);
@@ -98,24 +102,34 @@
     else if (e.key === "Escape") clear();
   });
 
-  function predictDrawing() {
+  // The drawing is sent at half the pad's size: the network reads 20x20
+  // pixels of it, and the server's work grows with the pixels (16 ms for
+  // 560x560, 5 ms for 280x280).  toDataURL, not toBlob: Chromium runs
+  // toBlob's callback about a second late on many strokes.
+  const half = document.createElement("canvas");
+  half.width = pad.width / 2;
+  half.height = pad.height / 2;
+  const halfCtx = half.getContext("2d");
+  halfCtx.imageSmoothingQuality = "high";
+
+  function predictDrawing(since = performance.now()) {
     if (!state.strokes.length) { clear(); return; }
     const seq = ++state.seq;
     exposed.sent += 1;
-    pad.toBlob((blob) => {
-      const reader = new FileReader();
-      reader.onload = () => { exposed.lastPng = reader.result; };
-      reader.readAsDataURL(blob);
-      ask(blob, "image/png", "your drawing", seq);
-    }, "image/png");
+    halfCtx.drawImage(pad, 0, 0, half.width, half.height);
+    const url = half.toDataURL("image/png");
+    exposed.lastPng = url;
+    const bytes = Uint8Array.from(atob(url.slice(url.indexOf(",") + 1)), (c) => c.charCodeAt(0));
+    ask(bytes, "image/png", "your drawing", seq, since);
   }
 
   // ---- asking the server -----------------------------------------------
 
-  async function ask(body, type, source, seq) {
+  async function ask(body, type, source, seq, since = null) {
     setStatus("thinking…", "busy");
-    let answer;
+    let answer, asked;
     try {
+      asked = performance.now();
       const res = await fetch("api/predict", { method: "POST", headers: { "Content-Type": type }, body });
       answer = await res.json();
       if (!res.ok) throw new Error(answer.error || `HTTP ${res.status}`);
@@ -127,10 +141,14 @@
       return;
     }
     if (seq !== state.seq) return;             // a newer picture was sent since
+    const server = performance.now() - asked;
     exposed.lastResult = answer;
     showAnswer(answer.digit, answer.outputs, source);
     drawPixels($("input"), answer.input);
     exposed.shown = exposed.sent;
+    if (since !== null) {  // painted at the next frame
+      requestAnimationFrame(() => exposed.timings.push({ total: performance.now() - since, server }));
+    }
   }
 
   // ---- showing answers -------------------------------------------------
@@ -156,7 +174,7 @@
     $("confidence").textContent = `${word} ${outputs[digit].toFixed(3)}`;
     [...bars.children].forEach((li, i) => {
       li.classList.toggle("top", i === digit);
-      li.querySelector(".fill").style.width = `${Math.max(0, Math.min(1, outputs[i])) * 100}%`;
+      li.style.setProperty("--v", Math.max(0, Math.min(1, outputs[i])));  // the bar's length
       li.querySelector(".value").textContent = outputs[i].toFixed(3);
     });
     $("source").textContent = source ? `from ${source}` : "";
@@ -170,7 +188,7 @@
     $("confidence").textContent = "write a digit to see";
     [...bars.children].forEach((li) => {
       li.classList.remove("top");
-      li.querySelector(".fill").style.width = "0";
+      li.style.setProperty("--v", 0);
       li.querySelector(".value").textContent = "";
     });
     drawPixels($("input"), null);
