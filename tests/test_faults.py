@@ -578,3 +578,15 @@ def test_an_empty_split_names_the_file_and_why(mnist_dir, tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"digitnet: error: {folder}/train-images-idx3-ubyte.gz: holds 0 images; the book's "
         "split needs more than 50,000 (the first 50,000 train, the rest validate)\n")
+
+
+def test_a_reader_gone_mid_run_costs_no_training(mnist_dir, tmp_path):
+    """`digitnet train ... | head -1`: the epochs go on, quietly, to the end."""
+    ckpt = tmp_path / "r.ckpt"
+    p = digitnet("train", "--epochs", 3, "--sizes", 784, 10, "--checkpoint", ckpt,
+                 data_dir=mnist_dir)
+    assert p.stdout.readline().startswith("training [784, 10]")
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 0 and err == ""
+    assert checkpoint.load_run(ckpt, device="cpu")[0].epoch == 3

@@ -245,7 +245,12 @@ def train(args, run, training_set, validation, test):
     warned, writes = [], cli_runs.Writes()
 
     def on_epoch(record, run):
-        print(epoch_line(record, args.epochs), flush=True)
+        try:
+            print(epoch_line(record, args.epochs), flush=True)
+        except BrokenPipeError:  # `| head` has had enough: train on, quietly
+            if not stdout_closed():
+                raise
+            quiet_pipe()
         if args.checkpoint:  # first: the epoch is safe even if the metrics fail
             writes.attempt("checkpoint", args.checkpoint,
                            lambda: checkpoint.save_run(run, args.checkpoint, kept), run.epoch)
