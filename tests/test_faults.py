@@ -316,9 +316,8 @@ def test_an_array_shorter_than_its_header_is_refused_before_it_is_read(tmp_path)
 # --- every field of a run's state -------------------------------------------
 
 @pytest.fixture(scope="module")
-def run_file(tmp_path_factory, request):
-    """A real run's checkpoint: one epoch of momentum SGD with validation."""
-    mnist = request.getfixturevalue("mnist")
+def run_file(tmp_path_factory, mnist):
+    """A real run's checkpoint: two epochs of momentum SGD with validation."""
     training_set, validation, test = mnist
     run = training.Run(Network([784, 10], seed=1, device="cpu"), 10, 3.0, momentum=0.5,
                        patience=3)
