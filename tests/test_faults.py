@@ -477,10 +477,11 @@ def entry(*args, data_dir=None):
 
 
 def signal_after(p, module, signum):
-    """Send `signum` once the import of `module` has finished; the stderr
-    lines that are not import times, and the exit status."""
+    """Send `signum` once the import of `module` (NumPy 1's name too) has
+    finished; the stderr lines that are not import times, and the exit status."""
+    names = {module, module.replace("numpy._core", "numpy.core")}
     for line in p.stderr:
-        if line.startswith("import time:") and line.rstrip().split("|")[-1].strip() == module:
+        if line.startswith("import time:") and line.rstrip().split("|")[-1].strip() in names:
             p.send_signal(signum)
             break
     else:
