@@ -410,6 +410,7 @@ STATE_CASES = [  # the issue's three first, then the rest of the family
     (drop("settings.lmbda"), "state: settings.lmbda is missing"),
     (put("extra", []), "state: extra must be a JSON object, got []"),
     (put("extra.metrics", ""), "state: extra.metrics must be null or a path, got ''"),
+    (put("extra.save", "m\0.npz"), "state: extra.save must be null or a path, got 'm\\x00.npz'"),
     (put("extra.epochs", "5"), "state: extra.epochs must be a whole number >= 1, got '5'"),
     (put("extra.dataset", "cifar"), "state: extra.dataset must be one of mnist, fashion-mnist"),
     (put("extra.expand", "yes"), "state: extra.expand must be true or false, got 'yes'"),

@@ -22,9 +22,13 @@ EXTRA = {
     "dataset": (lambda v: v in DATASETS, "one of " + ", ".join(DATASETS)),
     "expand": (lambda v: isinstance(v, bool), "true or false"),
     "monitor_training": (lambda v: isinstance(v, bool), "true or false"),
-    "save": (lambda v: v is None or isinstance(v, str) and v != "", "null or a path"),
-    "metrics": (lambda v: v is None or isinstance(v, str) and v != "", "null or a path"),
+    "save": (lambda v: v is None or a_path(v), "null or a path"),
+    "metrics": (lambda v: v is None or a_path(v), "null or a path"),
 }
+
+
+def a_path(value):
+    return isinstance(value, str) and value != "" and "\0" not in value
 
 
 def check_extra(path, extra):
