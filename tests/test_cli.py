@@ -40,7 +40,6 @@ from digitnet import cli
     (["train", "--sizes", "784", "10", "--dropout", "0.5"], "dropout thins the inputs of"),
     (["train", "--layers", "fc:10000000000,fc:10"], "too large to fit in memory"),
     (["train", "--activation", "gelu"], "invalid choice: 'gelu'"),
-    ([], "the following arguments are required: command"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -10,16 +10,33 @@ The later chapters: `digitnet.Model` (layers, costs, regularization,
 convolutions; see model.py), the same trainer for both (training.py:
 L2, momentum, early stopping, checkpoints of runs) and `digitnet.expand`
 (the one-pixel-shift expansion of a training set).
+
+The names below are imported on first use, so that `import digitnet` (and
+so the `digitnet` command's first moments) does not wait for NumPy: a
+Ctrl-C there is then the command's to handle (__main__.py).
 """
 
-from .checkpoint import load, save
-from .data import Dataset, expand, load_dataset, load_mnist
-from .model import Model
-from .network import Network
+import importlib
 
 __version__ = "0.1.0"
+# name -> the module that defines it
+_HOMES = {"Network": "network", "Model": "model", "Dataset": "data", "expand": "data",
+          "load_mnist": "data", "load_dataset": "data", "save": "checkpoint",
+          "load": "checkpoint"}
 __all__ = ["Network", "Model", "Dataset", "expand", "load_mnist", "load_dataset", "save",
            "load", "__version__"]
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))
 # Predictions for picture files: digitnet.imaging.predict (needs digitnet[image]);
 # pictures: digitnet.plots (needs digitnet[plot]); the chapter's perceptrons:
 # digitnet.perceptron; the installation: digitnet.info.

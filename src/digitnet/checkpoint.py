@@ -33,16 +33,18 @@ network as above (the last finished epoch's parameters), and
 
 Every file is written to a temporary file in the target folder and renamed
 over the target, so a crash never leaves half a file where a good one was.
-Reading checks every declared size against the stored arrays before
-building anything: a small file cannot make us allocate a billion neurons.
+Reading compares each array's header (shape and dtype) with the shapes the
+file declares before reading its data (npzfile.py): a small file cannot make
+us allocate a billion neurons.  A run's state is checked field by field
+(runstate.py) before anything is restored from it.
 """
 
 import json
-import zipfile
+import math
 
 import numpy as np
 
-from . import backend
+from . import backend, npzfile, runstate
 from .files import write_atomic
 from .model import Model, param_shapes
 from .network import Network
@@ -55,7 +57,12 @@ VERSION = 1
 
 
 class CheckpointError(ValueError):
-    """A file that is not a readable digitnet network or run."""
+    """A file that is not a readable digitnet network or run: one line per
+    problem found (`lines`), each naming the file."""
+
+    def __init__(self, *lines):
+        super().__init__("\n".join(lines))
+        self.lines = list(lines)
 
 
 def network_arrays(net, weights=None, biases=None):
@@ -85,34 +92,34 @@ def save(net, path):
     write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
-def _read(path):
-    """All arrays of an .npz file, or a CheckpointError naming what is wrong."""
+def _open(path):
+    """The .npz file's Archive (every array's header read, no data), or a
+    CheckpointError naming what is wrong."""
     try:
         with open(path, "rb") as f:
             if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
                 raise CheckpointError(f"{path}: not a .npz file, not a digitnet file")
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        return npzfile.Archive(path)
     except CheckpointError:
         raise
     except FileNotFoundError:
         raise CheckpointError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise CheckpointError(f"{path}: is a folder, not a file") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+    except npzfile.READ_ERRORS as exc:
         why = "holds pickled objects" if "pickle" in str(exc) else "not a readable .npz file"
         raise CheckpointError(f"{path}: {why}, not a digitnet file") from None
 
 
-def _text(arrays, key):
-    a = arrays[key]
+def _text(arrays, key, limit=npzfile.SMALL):
+    a = arrays.small(key, limit)
     if a.ndim != 0 or a.dtype.kind != "U":
         raise ValueError(f"{key} is not a string")
     return str(a)
 
 
 def _ints(arrays, key):
-    a = arrays[key]
+    a = arrays.small(key)
     if a.ndim != 1 or a.dtype.kind not in "iu":
         raise ValueError(f"{key} is not a list of whole numbers")
     return [int(v) for v in a]
@@ -120,12 +127,12 @@ def _ints(arrays, key):
 
 def _config(arrays, formats):
     """The network's config() from a file's arrays, checked."""
-    kind = str(arrays.get("format", ""))
+    kind = _marker(arrays)
     if kind not in formats:
         raise ValueError("not a digitnet file of this kind (no " +
                          " or ".join(f"'{f}'" for f in formats) + " marker)")
-    version = arrays.get("version")
-    if version is None or version.ndim or int(version) != VERSION:
+    version = arrays.small("version") if "version" in arrays else None
+    if version is None or version.ndim or version.dtype.kind not in "iu" or int(version) != VERSION:
         raise ValueError(f"format version {version}, this digitnet reads {VERSION}")
     config = {"dtype": _text(arrays, "dtype")}
     if config["dtype"] not in backend.DTYPES:
@@ -133,13 +140,21 @@ def _config(arrays, formats):
     if kind == FORMAT or "sizes" in arrays and kind == RUN_FORMAT:
         config.update(kind="network", sizes=_ints(arrays, "sizes"))
     else:
-        dropout = arrays["dropout"]
+        dropout = arrays.small("dropout")
         if dropout.ndim or dropout.dtype.kind != "f":
             raise ValueError("dropout is not a number")
         config.update(kind="model", layers=_text(arrays, "layers"), cost=_text(arrays, "cost"),
                       activation=_text(arrays, "activation"), init=_text(arrays, "init"),
                       dropout=float(dropout), input_shape=_ints(arrays, "input_shape"))
     return config
+
+
+def _marker(arrays):
+    """The file's format marker, or "" when it has none that is a string."""
+    try:
+        return _text(arrays, "format")
+    except (KeyError, ValueError):
+        return ""
 
 
 def expected_shapes(config):
@@ -153,16 +168,12 @@ def expected_shapes(config):
 
 
 def _parameters(arrays, shapes, prefix_w="weights", prefix_b="biases"):
-    """The stored (weights, biases), each checked against its declared shape."""
+    """The stored (weights, biases), each header checked against its declared
+    shape before its data is read."""
     weights, biases = [], []
     for i, (w_shape, b_shape) in enumerate(shapes):
         for prefix, shape, out in ((prefix_w, w_shape, weights), (prefix_b, b_shape, biases)):
-            a = arrays[f"{prefix}_{i}"]
-            if a.dtype.kind != "f":
-                raise ValueError(f"{prefix}_{i} holds {a.dtype} values, not floats")
-            if a.shape != tuple(shape):
-                raise ValueError(f"{prefix}_{i} has shape {a.shape}, but the network's "
-                                 f"description needs {tuple(shape)}")
+            a = arrays.parameter(f"{prefix}_{i}", shape)
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"{prefix}_{i} holds NaN or infinite values")
             out.append(a)
@@ -178,16 +189,22 @@ def build(config, device="auto"):
                  dtype=config["dtype"], input_shape=config["input_shape"])
 
 
-def _network(path, arrays, device, formats):
-    """The network a file describes, with its stored parameters, checked."""
+def _network(path, arrays, device, formats, fits=None):
+    """The network a file describes, with its stored parameters, checked.
+    `fits(n_in, n_out)` may refuse it (a ValueError) before any parameter
+    is read."""
     xp = backend.namespace(device)  # a missing GPU is not the file's fault
     try:
         config = _config(arrays, formats)
         shapes = expected_shapes(config)
+        if fits is not None:
+            n_in = config["sizes"][0] if config["kind"] == "network" else math.prod(
+                config["input_shape"])
+            fits(n_in, shapes[-1][0][0])
         weights, biases = _parameters(arrays, shapes)
         classes = None
         if "classes" in arrays:
-            names = arrays["classes"]
+            names = arrays.small("classes")
             if names.ndim != 1 or names.dtype.kind != "U" or len(names) != shapes[-1][0][0]:
                 raise ValueError(f"classes must be {shapes[-1][0][0]} names, one per output")
             classes = [str(c) for c in names]
@@ -196,15 +213,20 @@ def _network(path, arrays, device, formats):
         raise CheckpointError(f"{path}: missing array {exc}") from None
     except (ValueError, TypeError) as exc:  # bad sizes, spec, dtype or arrays
         raise CheckpointError(f"{path}: {exc}") from None
+    except npzfile.READ_ERRORS:  # a damaged member: a bad CRC, a truncated stream
+        raise CheckpointError(f"{path}: damaged, not a readable .npz file") from None
     net.classes = classes
     net.weights[:] = [net.asarray(w) for w in weights]
     net.biases[:] = [net.asarray(b) for b in biases]
     return net, shapes
 
 
-def load(path, device="auto"):
-    """The `Network` or `Model` saved in `path`, on `device`; never unpickles."""
-    return _network(path, _read(path), device, (FORMAT, MODEL_FORMAT))[0]
+def load(path, device="auto", fits=None):
+    """The `Network` or `Model` saved in `path`, on `device`; never unpickles.
+    `fits(n_in, n_out)` may refuse the network (a ValueError that says why)
+    before its parameters are read."""
+    with _open(path) as arrays:
+        return _network(path, arrays, device, (FORMAT, MODEL_FORMAT), fits)[0]
 
 
 def save_run(run, path, extra=None):
@@ -229,32 +251,42 @@ def save_run(run, path, extra=None):
 
 
 def load_run(path, device="auto"):
-    """(run, extra) from a file written by `save_run`, on `device`."""
-    arrays = _read(path)
-    if str(arrays.get("format", "")) != RUN_FORMAT:
-        raise CheckpointError(f"{path}: not a digitnet run checkpoint (no '{RUN_FORMAT}' "
-                              "marker; a saved model cannot be resumed)")
-    net, shapes = _network(path, arrays, device, (RUN_FORMAT,))
-    try:
-        state = json.loads(_text(arrays, "state"))
+    """(run, extra) from a file written by `save_run`, on `device`; every
+    field of its state checked first (runstate.py), one line per bad one."""
+    with _open(path) as arrays:
+        if _marker(arrays) != RUN_FORMAT:
+            raise CheckpointError(f"{path}: not a digitnet run checkpoint (no '{RUN_FORMAT}' "
+                                  "marker; a saved model cannot be resumed)")
+        net, shapes = _network(path, arrays, device, (RUN_FORMAT,))
+        try:
+            state = json.loads(_text(arrays, "state", runstate.LIMIT))
+        except KeyError:
+            raise CheckpointError(f"{path}: missing array 'state'") from None
+        except (RecursionError, *npzfile.READ_ERRORS) as exc:  # ValueError among them
+            why = "is not a string" if "not a string" in str(exc) else "is not valid JSON"
+            raise CheckpointError(f"{path}: the run's state {why}") from None
+        problems = runstate.problems(state, net)
+        if problems:
+            raise CheckpointError(*(f"{path}: {p}" for p in problems))
         s = state["settings"]
         run = Run(net, s["mini_batch_size"], s["eta"], s["lmbda"], s["momentum"],
                   s["patience"], s["eta_decay"], s["engine"], s.get("augment", False))
-        run.epoch, run.eta, run.since = int(state["epoch"]), float(state["eta"]), int(state["since"])
+        run.epoch, run.eta, run.since = state["epoch"], float(state["eta"]), state["since"]
         run.ended, run.history = state["ended"], list(state["history"])
         net.seed = state["seed"]
         net.rng.bit_generator.state = state["rng"]
-        if run.velocities is not None:
-            vw, vb = _parameters(arrays, shapes, "velocity_w", "velocity_b")
-            run.velocities = [(net.asarray(w), net.asarray(b)) for w, b in zip(vw, vb)]
-        if state["best"] is not None:
-            bw, bb = _parameters(arrays, shapes, "best_weights", "best_biases")
-            run.best = (state["best"], [net.asarray(w) for w in bw],
-                        [net.asarray(b) for b in bb])
-        if not isinstance(state["extra"], dict) or run.epoch < 0:
-            raise ValueError("its state is damaged")
-    except KeyError as exc:
-        raise CheckpointError(f"{path}: missing {exc} in the run's state") from None
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: {exc}".split("\n")[0]) from None
+        try:
+            if run.velocities is not None:
+                vw, vb = _parameters(arrays, shapes, "velocity_w", "velocity_b")
+                run.velocities = [(net.asarray(w), net.asarray(b)) for w, b in zip(vw, vb)]
+            if state["best"] is not None:
+                bw, bb = _parameters(arrays, shapes, "best_weights", "best_biases")
+                run.best = (state["best"], [net.asarray(w) for w in bw],
+                            [net.asarray(b) for b in bb])
+        except KeyError as exc:
+            raise CheckpointError(f"{path}: missing array {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        except npzfile.READ_ERRORS:
+            raise CheckpointError(f"{path}: damaged, not a readable .npz file") from None
     return run, state["extra"]

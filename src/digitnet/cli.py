@@ -3,23 +3,25 @@
 train, evaluate and download live here; predict, plot, perceptron and info
 in cli_show.py, the shared flags and checks in cliargs.py.
 
-Every user mistake ends in one line on stderr and a non-zero exit (2 for bad
-arguments, 1 for bad files or data), never a traceback.  A training run
-stopped by Ctrl-C or SIGTERM finishes its mini-batch, keeps what its
-finished epochs earned, and exits 130 or 143.
+Every user mistake ends in one line on stderr (`digitnet: error: ...`) and a
+non-zero exit (2 for bad arguments, 1 for bad files or data), never a
+traceback.  A training run stopped by Ctrl-C or SIGTERM finishes its
+mini-batch, keeps what its finished epochs earned, and exits 130 or 143; a
+checkpoint or metrics file that cannot be written costs no training (exit 1
+at the end).  The long-run rules are cli_runs.py's and docs/runs.md's.
 """
 
 import json
 import math
+import os
 import signal
 import sys
-from pathlib import Path
 
-from . import backend, checkpoint, cli_serve, cli_show, data, download, training
+from . import backend, checkpoint, cli_runs, cli_serve, cli_show, data, download, training
 from .activations import ACTIVATIONS
-from .cliargs import (Parser, add_data_args, add_device_arg, check_output_path, dataset_for,
+from .cliargs import (Parser, add_data_args, add_device_arg, dataset_for,
                       fraction, int_at_least, load_network, non_negative_float,
-                      positive_float)
+                      positive_float, quiet_pipe, stdout_closed)
 from .costs import COSTS
 from .engines import ENGINES
 from .files import write_atomic
@@ -40,7 +42,7 @@ RESUMABLE = ("epochs", "save", "metrics", "checkpoint", "device", "data_dir", "r
 
 def build_parser():
     parser = Parser(prog="digitnet", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)  # none: the list
 
     t = sub.add_parser("train", help="train a network and report its accuracy per epoch")
 
@@ -112,9 +114,9 @@ def build_parser():
 
 def check_train_args(args, parser):
     """Parser errors (exit 2) for what argparse cannot see, before any data loads."""
-    for flag, path in (("--save", args.save), ("--metrics", args.metrics),
-                       ("--checkpoint", args.checkpoint)):
-        check_output_path(parser, flag, path)
+    cli_runs.check_outputs(args, parser)
+    args.relative = {key: not os.path.isabs(getattr(args, key)) for key in ("save", "metrics")
+                     if getattr(args, key)}
     if args.resume:
         given = [k for k, v in vars(args).items() if k in DEFAULTS or k == "layers"
                  if v is not None and k not in RESUMABLE]
@@ -182,16 +184,20 @@ KEPT = ("epochs", "dataset", "expand", "monitor_training", "save", "metrics")
 
 def resumed_run(args, parser, xp):
     """The run in --resume's file, with the command's settings it kept (the
-    defaults for a checkpoint written from Python, which keeps none)."""
+    defaults for a checkpoint written from Python, which keeps none).  An
+    output path kept relative is relative to the checkpoint's folder."""
     run, kept = checkpoint.load_run(args.resume, device=xp)
+    cli_runs.check_extra(args.resume, kept)
     for key in KEPT:
         if getattr(args, key, None) is None:
-            setattr(args, key, kept.get(key, DEFAULTS.get(key)))
+            value = kept.get(key, DEFAULTS.get(key))
+            if key in ("save", "metrics") and value is not None:
+                args.relative[key] = not os.path.isabs(value)
+                value = cli_runs.restored(value, args.resume)
+            setattr(args, key, value)
     if args.checkpoint is None:
         args.checkpoint = args.resume
-    for flag, path in (("--save", args.save), ("--metrics", args.metrics),
-                       ("--checkpoint", args.checkpoint)):
-        check_output_path(parser, flag, path)
+    cli_runs.check_outputs(args, parser)
     if args.epochs <= run.epoch:
         parser.error(f"--epochs: the run in {args.resume} has already trained "
                      f"{run.epoch} epochs; give a larger total")
@@ -200,30 +206,6 @@ def resumed_run(args, parser, xp):
                      f"(after epoch {run.epoch}, by its {run.ended})")
     run.ended = None
     return run
-
-
-class Stop:
-    """Ctrl-C and SIGTERM during training: ask the trainer to stop after its
-    mini-batch.  A second signal stops at once."""
-
-    def __init__(self):
-        self.signal = None
-        self.previous = {s: signal.signal(s, self.catch) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def catch(self, signum, frame):
-        if self.signal is not None:
-            self.restore()
-            if signum == signal.SIGTERM:
-                raise SystemExit(143)
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __call__(self):
-        return self.signal is not None
-
-    def restore(self):
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
 
 
 def cmd_train(args, parser):
@@ -248,66 +230,59 @@ def train(args, run, training_set, validation, test):
               "device": backend.describe(net.xp), "seed": net.seed, "expand": args.expand,
               "monitor_training": args.monitor_training, "n_train": len(training_set),
               "n_test": len(test)}
-    # Paths are kept absolute: a resume from another folder writes where the
-    # run did, never over a same-named file there.
-    kept = {key: str(Path(getattr(args, key)).resolve()) if key in ("save", "metrics")
-            and getattr(args, key) else getattr(args, key) for key in KEPT}
+    # A path given relative is kept relative to the checkpoint's folder, so a
+    # copied checkpoint writes beside itself; an absolute one stays absolute.
+    kept = {key: cli_runs.stored(getattr(args, key), args.checkpoint, args.relative[key])
+            if key in args.relative else getattr(args, key) for key in KEPT}
     print(f"{'resuming' if args.resume else 'training'} {config['model']} on {args.dataset} "
           f"({len(training_set)} examples), m={s['mini_batch_size']}, eta={run.eta:g}, "
           f"{s['engine']} engine, {config['device']} {net.dtype_name}" +
           (f", from epoch {run.epoch}" if args.resume else ""), flush=True)
-    warned = []
+    if args.resume:
+        print("writing " + ", ".join(f"{what} to {os.path.abspath(getattr(args, key))}"
+                                     for key, what in cli_runs.OUTPUTS.items()
+                                     if getattr(args, key)), flush=True)
+    warned, writes = [], cli_runs.Writes()
 
     def on_epoch(record, run):
-        print(epoch_line(record, args.epochs), flush=True)
+        try:
+            print(epoch_line(record, args.epochs), flush=True)
+        except BrokenPipeError:  # `| head` has had enough: train on, quietly
+            if not stdout_closed():
+                raise
+            quiet_pipe()
         if args.checkpoint:  # first: the epoch is safe even if the metrics fail
-            checkpoint.save_run(run, args.checkpoint, kept)
+            writes.attempt("checkpoint", args.checkpoint,
+                           lambda: checkpoint.save_run(run, args.checkpoint, kept), run.epoch)
         if args.metrics:  # rewritten each epoch, so a stopped run keeps its curve
-            write_json(args.metrics, {"config": config, "epochs": run.history})
+            writes.attempt("metrics", args.metrics, lambda: write_json(
+                args.metrics, {"config": config, "epochs": run.history}), run.epoch)
         if not warned and training.not_learning(run.history, net.n_out):
             warned.append(1)
             print(f"digitnet: warning: epoch {record['epoch']} ended near chance accuracy and "
                   f"the cost is not falling: the network is not learning; eta {run.eta:g} "
                   "may be too large", file=sys.stderr, flush=True)
 
-    stop = Stop()  # only now: while data loads, Ctrl-C and SIGTERM act at once
+    stop = cli_runs.Stop()  # only now: while data loads, Ctrl-C and SIGTERM act at once
     try:
         training.fit(run, training_set, args.epochs, validation, test, args.monitor_training,
                      progress_bar(args.epochs), on_epoch, stop)
     except training.Diverged as exc:
         print(f"digitnet: error: {exc}; try a smaller --eta", file=sys.stderr)
-        save_result(args, run, "before it diverged")
-        return 1
+        return cli_runs.finish(args, run, writes, 1, "before it diverged")
     finally:
         stop.restore()
     if run.ended == "interrupted":
         name = "SIGTERM" if stop.signal == signal.SIGTERM else "Ctrl-C"
         print(f"digitnet: {name}: stopped during epoch {run.epoch + 1}; keeping the "
               f"{run.epoch} finished epochs", file=sys.stderr, flush=True)
-        save_result(args, run, "when stopped")
-        return 143 if stop.signal == signal.SIGTERM else 130
+        code = 143 if stop.signal == signal.SIGTERM else 130
+        return cli_runs.finish(args, run, writes, code, "when stopped")
     best = training.best_epoch(run.history)
     print(f"best validation accuracy {100 * best['validation_accuracy']:.2f}% at epoch "
           f"{best['epoch']}: test accuracy {100 * best['test_accuracy']:.2f}% "
           f"({run.history[-1]['elapsed']:.0f}s in all)")
-    save_result(args, run)
-    return 0
-
-
-def save_result(args, run, when=""):
-    """--save the network as the run ends: its best validation epoch's weights
-    (the network holds them now); nothing when no epoch finished, so a good
-    file there is never replaced by an untrained one."""
-    if not args.save:
-        return
-    if not run.history:
-        print(f"digitnet: no epoch finished; {args.save} left as it was", file=sys.stderr)
-        return
-    run.use_best()
-    checkpoint.save(run.net, args.save)
-    best = training.best_epoch(run.history)
-    print(f"saved {args.save} (the weights of epoch {best['epoch']}, the best validation "
-          f"accuracy{', ' + when if when else ''})", flush=True)
+    return cli_runs.finish(args, run, writes, 0)
 
 
 def epoch_line(record, epochs):
@@ -370,20 +345,38 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "download": cmd_downlo
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
+        if args.command is None:  # a bare `digitnet`: what it can do
+            parser.print_help()
+            return 0
         run = COMMANDS.get(args.command) or args.run  # cli_show's commands carry `run`
-        return run(args, parser)
+        code = run(args, parser)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
     except KeyboardInterrupt:
         print("digitnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError as exc:
+        if not stdout_closed():
+            return fail(exc)
+        quiet_pipe()  # `digitnet info --json | head`: the reader had enough
+        return 128 + signal.SIGPIPE
     except MemoryError:
         print("digitnet: error: out of memory (a smaller network, --batch-size or dataset?)",
               file=sys.stderr)
         return 1
-    except (ValueError, RuntimeError, OSError) as exc:
-        # DataError, CheckpointError, BackendError, DownloadError and file
-        # system errors are the user's to fix: one line, no traceback.
-        message = str(exc).splitlines()[0] if str(exc) else repr(exc)
-        print(f"digitnet: error: {message}", file=sys.stderr)
+    except checkpoint.CheckpointError as exc:  # one line per problem found in the file
+        for line in exc.lines:
+            print(f"digitnet: error: {line}", file=sys.stderr)
         return 1
+    except (ValueError, RuntimeError, OSError) as exc:
+        return fail(exc)
+
+
+def fail(exc):
+    """DataError, BackendError, DownloadError and file system errors are the
+    user's to fix: one line, no traceback, exit 1."""
+    message = str(exc).splitlines()[0] if str(exc) else repr(exc)
+    print(f"digitnet: error: {message}", file=sys.stderr)
+    return 1

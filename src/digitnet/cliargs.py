@@ -1,17 +1,22 @@
 """What every `digitnet` command shares: the one-line argument errors,
 argument types, the data and device flags, output-path checks, and loading
-a saved network that reads 28x28 pictures into 10 classes."""
+a saved network that reads 28x28 pictures into 10 classes, and a standard
+output whose reader has gone."""
 
 import argparse
+import os
+import select
+import sys
 
 from . import backend, checkpoint, data, files
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line (no usage dump) and exit status 2."""
+    """argparse, but an error is one line (no usage dump) and exit status 2,
+    with the prefix every other error has: `digitnet: error: `."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"digitnet: error: {message}\n")
 
 
 def number_in(accept, what):
@@ -76,9 +81,28 @@ def check_output_path(parser, flag, path):
 
 
 def load_network(path, device):
-    """A saved Network or Model that reads 28x28 pictures into 10 classes."""
-    net = checkpoint.load(path, device=device)
-    if net.n_in != data.N_PIXELS or net.n_out != data.N_CLASSES:
-        raise checkpoint.CheckpointError(f"{path}: {net.describe()} does not fit 28x28 "
-                                         "images in 10 classes")
-    return net
+    """A saved Network or Model that reads 28x28 pictures into 10 classes,
+    refused before its parameters are read when it does not."""
+    def fits(n_in, n_out):
+        if n_in != data.N_PIXELS or n_out != data.N_CLASSES:
+            raise ValueError(f"a network of {n_in} inputs and {n_out} outputs does not fit "
+                             "28x28 images in 10 classes")
+    return checkpoint.load(path, device=device, fits=fits)
+
+
+def stdout_closed():
+    """True when standard output is a pipe whose reader has gone (`| head`)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no real file: captured, or closed
+        return False
+
+
+def quiet_pipe():
+    """Standard output to /dev/null, so the exit's flush says nothing either."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass

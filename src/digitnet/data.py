@@ -25,6 +25,9 @@ ROWS = COLS = 28
 N_PIXELS = ROWS * COLS      # a network's inputs
 N_CLASSES = 10              # and outputs, for both datasets
 N_TRAIN = 50_000
+SPLIT_NEEDS = {"train": f"the book's split needs more than {N_TRAIN:,} (the first {N_TRAIN:,} "
+                        "train, the rest validate)",
+               "t10k": "the test set needs at least one"}
 
 
 class DataError(ValueError):
@@ -133,6 +136,10 @@ def load_dataset(name="mnist", data_dir=None, download_missing=True, progress=Tr
         download.ensure(name, directory, progress=progress)
     train = read_split(directory, "train", CLASSES[name])
     test = read_split(directory, "t10k", CLASSES[name])
+    for split, data, least in (("train", train, N_TRAIN + 1), ("t10k", test, 1)):
+        if len(data) < least:  # else an empty set reaches the trainer, nameless
+            raise DataError(f"{directory / f'{split}-images-idx3-ubyte.gz'}: holds "
+                            f"{len(data)} images; {SPLIT_NEEDS[split]}")
     return train[:N_TRAIN], train[N_TRAIN:], test
 
 

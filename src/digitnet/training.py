@@ -52,8 +52,9 @@ def check_options(mini_batch_size, eta, lmbda=0.0, momentum=0.0, patience=None,
         raise ValueError(f"augment must be True or False, got {augment!r}")
 
 
-def to_device(net, data):
-    """(rows, labels) of a non-empty dataset on the network's device, moved once.
+def to_device(net, data, name="the data"):
+    """(rows, labels) of a non-empty dataset on the network's device, moved once
+    (`name` says which set, in the error when it is empty).
 
     Rows are examples, (n, features), so a mini-batch is a gather of
     contiguous rows; its transpose is the book's (features, m) matrix.
@@ -62,7 +63,7 @@ def to_device(net, data):
     """
     rows = np.ascontiguousarray(data.images.T)  # a view for our own datasets
     if rows.shape[0] == 0:
-        raise ValueError("a dataset passed to training is empty")
+        raise ValueError(f"{name} is empty: it has no examples")
     if rows.shape[1] != net.n_in:
         raise ValueError(f"the data has {rows.shape[1]} inputs per example but the "
                          f"network takes {net.n_in}")
@@ -248,9 +249,9 @@ def fit(run, training_data, epochs, validation_data=None, test_data=None,
     if run.last is not None:  # go on from the last epoch, not the best one
         net.weights[:], net.biases[:] = run.last
         run.last = None
-    rows, labels = to_device(net, training_data)
+    rows, labels = to_device(net, training_data, "the training data")
     sets = {"training": (rows, labels)} if monitor_training else {}
-    sets.update((name, to_device(net, d)) for name, d in
+    sets.update((name, to_device(net, d, f"the {name} data")) for name, d in
                 (("validation", validation_data), ("test", test_data)) if d is not None)
     n = rows.shape[0]
     if run.settings["mini_batch_size"] > n:
