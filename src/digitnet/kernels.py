@@ -143,12 +143,18 @@ class CupyKernels:
     """
 
     _cache = {}
+    # No fused multiply-add (NVRTC fuses by default): `mu * v - nabla` is then
+    # rounded twice, as the plain engine's two ufunc calls round it, so each
+    # kernel computes what its NumPy twin's chain computes (docs/gpu.md).
+    # These kernels are memory-bound: FMA would save no time.
+    OPTIONS = ("--fmad=false",)
 
     @classmethod
     def _kernel(cls, cp, name, params, out, body):
         key = (name, params, out, body)
         if key not in cls._cache:
-            cls._cache[key] = cp.ElementwiseKernel(params, out, body, f"digitnet_{name}")
+            cls._cache[key] = cp.ElementwiseKernel(params, out, body, f"digitnet_{name}",
+                                                   options=cls.OPTIONS)
         return cls._cache[key]
 
     @classmethod
