@@ -8,6 +8,7 @@ arguments, for speed) lives here behind a portable fallback.
 
 import contextlib
 import functools
+import os
 import types
 
 import numpy as np
@@ -54,14 +55,18 @@ def cupy_or_reason():
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        return None, _unusable(f"getDeviceCount failed: {_one_line(exc)}")
+        driver = "; the NVIDIA driver is missing or too old" if "Driver" in str(exc) else ""
+        return None, _unusable(f"getDeviceCount failed: {_one_line(exc)}{driver}")
     if count < 1:
         return None, _unusable("no CUDA device found")
     try:  # float() waits for the device, so asynchronous errors surface here
         a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
         got = float((a + 1).sum())
     except Exception as exc:
-        return None, _unusable(f"a test kernel failed: {_one_line(exc)}")
+        missing = [part for part, found in cuda_toolkit(cupy).items() if found is None]
+        hint = (f"; {' and '.join(missing)} not found: pip install 'digitnet[gpu]' "
+                "(CuPy's [ctk] extra)" if missing else "")
+        return None, _unusable(f"a test kernel failed: {_one_line(exc)}{hint}")
     try:
         got += float((a @ a).sum())
     except Exception as exc:
@@ -69,6 +74,40 @@ def cupy_or_reason():
     if got != 32.0:  # (1 + 2 + 3 + 4) + (2 + 3 + 6 + 11)
         return None, _unusable(f"a test computed {got}, not 32.0")
     return cupy, None
+
+
+def cuda_toolkit(cupy):
+    """{"NVRTC": version, "the CUDA headers": "version (folder)"}, None for
+    each part not found: CuPy 14 compiles every kernel at first use with
+    NVRTC, against the CUDA headers, and finds both as it is done here.
+    Neither needs a driver or a device."""
+    found = {"NVRTC": None, "the CUDA headers": None}
+    try:
+        found["NVRTC"] = "%d.%d" % tuple(cupy.cuda.nvrtc.getVersion())
+    except Exception:  # no libnvrtc (or a CuPy without the module)
+        pass
+    try:
+        from cuda.pathfinder import find_nvidia_header_directory
+        folder = find_nvidia_header_directory("cudart")
+    except Exception:
+        folder = None
+    if folder is not None:
+        found["the CUDA headers"] = f"{_cudart_version(folder)} ({folder})"
+    return found
+
+
+def _cudart_version(folder):
+    """"13.5" from cuda_runtime_api.h's CUDART_VERSION 13050, else "unknown"."""
+    try:
+        with open(os.path.join(folder, "cuda_runtime_api.h"), encoding="latin-1") as header:
+            for line in header:
+                words = line.split()
+                if words[:2] == ["#define", "CUDART_VERSION"]:
+                    code = int(words[2])
+                    return f"{code // 1000}.{code % 1000 // 10}"
+    except (OSError, ValueError, IndexError):
+        pass
+    return "unknown"
 
 
 def namespace(device="auto", notice=None):
