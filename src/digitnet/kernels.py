@@ -218,7 +218,8 @@ class CupyKernels:
 
     @classmethod
     def hidden_delta(cls, cp, kind, delta, a, mask, t, one, zero):
-        fprime = {"sigmoid": "((T)1 - a) * a", "relu": "(a > (T)0 ? (T)1 : (T)0)",
+        # each f' parenthesized: delta * (f') rounds as the NumPy chain does
+        fprime = {"sigmoid": "(((T)1 - a) * a)", "relu": "(a > (T)0 ? (T)1 : (T)0)",
                   "tanh": "((T)1 - a * a)"}[kind]
         if mask is None:
             cls._kernel(cp, "hd_" + kind, "T a", "T delta",
