@@ -137,9 +137,10 @@ class NumpyKernels:
 class CupyKernels:
     """The same chains, each one CuPy kernel (compiled on first use).
 
-    Unverified on a GPU as of this writing (no GPU was lent to the session
-    that wrote it); benchmarks/gpu_check.sh runs the fast path against the
-    plain engine on CuPy.
+    Not yet run on a GPU.  Without one, tests/test_gpu_codegen.py compiles
+    CuPy's generated source for every launch with NVRTC and runs it on the
+    host (docs/gpu.md); benchmarks/gpu_check.sh runs the fast path against
+    the plain engine on CuPy.
     """
 
     _cache = {}
