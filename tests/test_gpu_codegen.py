@@ -299,3 +299,31 @@ def test_each_kernel_computes_what_its_numpy_chain_computes(dtype, rows, host_ke
         train(make, host_kernels, dtype, data, 7, options, 1, monkeypatch=monkeypatch)
     assert not twins.failures, "\n".join(twins.failures[:10])
     assert set(twins.checked) == set(OUTPUTS) - {"upload"}
+
+
+def test_a_moved_generator_fails_clearly_rather_than_passing(monkeypatch):
+    """CuPy's generator is private: a name gone, or source of another shape,
+    fails these checks with a message saying so, never a vacuous pass."""
+    from cupy._core import _kernel
+    monkeypatch.setattr(cg, "_internals", [])
+    monkeypatch.delattr(_kernel, "_get_elementwise_kernel_code")
+    with pytest.raises(pytest.fail.Exception, match="private kernel generator moved .*"
+                       "_get_elementwise_kernel_code"):
+        cg.internals()
+    monkeypatch.undo()
+    monkeypatch.setattr(cg, "_internals", [])
+    monkeypatch.setattr(_kernel, "_get_elementwise_kernel_code",
+                        lambda *args, **kwargs: "__global__ void probe() {}")
+    with pytest.raises(pytest.fail.Exception, match="a probe kernel's source lacks"):
+        cg.internals()
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_another_cupy_minor_skips_here_and_fails_in_ci(required, monkeypatch):
+    import cupy
+    monkeypatch.setattr(cg, "_internals", [])
+    monkeypatch.setattr(cupy, "__version__", "15.0.0")
+    monkeypatch.setenv(cg.REQUIRE, "1" if required else "0")
+    outcome = pytest.fail.Exception if required else pytest.skip.Exception
+    with pytest.raises(outcome, match="CuPy 15.0.0 is installed, and these checks mirror"):
+        cg.internals()
