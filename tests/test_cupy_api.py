@@ -33,7 +33,7 @@ NUMPY_ONLY = {"NumpyKernels"}
 # calls are not checked.
 UNCHECKED = {"ElementwiseKernel", "cuda.Device", "cuda.get_current_stream",
              "cuda.nvrtc.getVersion", "cuda.runtime.getDeviceCount",
-             "cuda.runtime.getDeviceProperties"}
+             "cuda.runtime.driverGetVersion", "cuda.runtime.getDeviceProperties"}
 # cupy.ndarray methods and attributes the package uses on arrays (through variables).
 METHODS = {"get", "set", "astype", "copy", "reshape", "T", "ravel", "sum", "max", "argmax",
            "item", "shape", "dtype", "strides", "flags", "ndim", "size", "__matmul__"}
@@ -181,3 +181,48 @@ def test_the_fallback_notice_names_what_cupy_cannot_find(monkeypatch):
     assert len(notices) == 1 and "\n" not in notices[0]
     assert ("a test kernel failed: RuntimeError: CuPy failed to load libnvrtc.so.13; NVRTC "
             "and the CUDA headers not found: pip install 'digitnet[gpu]'") in notices[0]
+
+
+def fake_cupy_without_a_device(monkeypatch, driver):
+    def no_device():
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(
+        getDeviceCount=no_device, driverGetVersion=lambda: driver))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    backend.cupy_or_reason.cache_clear()
+
+
+@pytest.mark.parametrize("driver", [0, 12020])
+def test_without_any_nvidia_driver_auto_falls_back_silently(driver, monkeypatch):
+    """No driver at all (cudaDriverGetVersion says 0): no GPU to expect, so
+    no notice, as without CuPy (a CPU machine sharing an environment with
+    GPU machines); a driver too old for CuPy's CUDA: a notice saying so.
+    `--device gpu` explains both."""
+    fake_cupy_without_a_device(monkeypatch, driver)
+    try:
+        notices = []
+        assert backend.namespace("auto", notice=notices.append) is np
+        with pytest.raises(backend.BackendError) as error:
+            backend.namespace("gpu")
+    finally:
+        backend.cupy_or_reason.cache_clear()
+    if driver:
+        assert len(notices) == 1 and "the NVIDIA driver may be too old" in notices[0]
+    else:
+        assert notices == []
+        assert "there is no NVIDIA driver" in str(error.value)
+
+
+def test_installed_cupy_on_a_machine_without_a_driver_changes_nothing(cupy):
+    """The real CuPy here (CI's machine has no GPU): `--device auto` is
+    NumPy, silently, as before CuPy was installed."""
+    if cupy.cuda.runtime.driverGetVersion() != 0:
+        pytest.skip("this machine has an NVIDIA driver")
+    backend.cupy_or_reason.cache_clear()
+    try:
+        notices = []
+        assert backend.namespace("auto", notice=notices.append) is np and notices == []
+        assert "no NVIDIA driver" in backend.cupy_or_reason()[1]
+    finally:
+        backend.cupy_or_reason.cache_clear()

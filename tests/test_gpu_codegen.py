@@ -211,8 +211,10 @@ def test_a_planted_bug_in_a_kernel_body_fails_the_comparison(kernel, old, new, h
     CUDA source is caught (a mismatch, or a raw index out of range)."""
     monkeypatch.setattr(cg.HostKernel, "mutate", (kernel, old, new))
     case = {"digitnet_output_delta_q": "network lmbda=0.0 momentum=0.0",
-            "digitnet_momentum": "fc:7,fc:5,fc:4 relu quadratic dropout=0.0 lmbda=3.0 momentum=0.7",
-            "digitnet_hd_tanh": "fc:7,fc:5,fc:4 tanh quadratic dropout=0.0 lmbda=0.0 momentum=0.0"}
+            "digitnet_momentum": "fc:7,fc:5,fc:4 relu quadratic dropout=0.0 lmbda=3.0 "
+                                 "momentum=0.7",
+            "digitnet_hd_tanh": "fc:7,fc:5,fc:4 tanh quadratic dropout=0.0 lmbda=0.0 "
+                                "momentum=0.0"}
     name, make, options = next(c for c in cg.configurations() if c[0] == case[kernel])
     try:
         _, why = compare(make, host_kernels, "float64", cg.dataset(150, "float32"), 7, options,

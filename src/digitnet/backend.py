@@ -22,6 +22,10 @@ class BackendError(ValueError):
 
 
 _NOT_INSTALLED = "CuPy is not installed"
+# No NVIDIA driver at all: a machine without an NVIDIA GPU (a laptop, a
+# cluster's CPU node sharing the GPU nodes' environment), where a notice on
+# every run would be noise, as it would be without CuPy.
+_NO_DRIVER = "CuPy is installed, but there is no NVIDIA driver"
 
 
 def _one_line(exc):
@@ -55,7 +59,9 @@ def cupy_or_reason():
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        driver = "; the NVIDIA driver is missing or too old" if "Driver" in str(exc) else ""
+        if _no_driver(cupy):
+            return None, f"{_NO_DRIVER} (so no GPU to use)"
+        driver = "; the NVIDIA driver may be too old" if "Driver" in str(exc) else ""
         return None, _unusable(f"getDeviceCount failed: {_one_line(exc)}{driver}")
     if count < 1:
         return None, _unusable("no CUDA device found")
@@ -74,6 +80,14 @@ def cupy_or_reason():
     if got != 32.0:  # (1 + 2 + 3 + 4) + (2 + 3 + 6 + 11)
         return None, _unusable(f"a test computed {got}, not 32.0")
     return cupy, None
+
+
+def _no_driver(cupy):
+    """True when CUDA reports no driver installed (cudaDriverGetVersion: 0)."""
+    try:
+        return cupy.cuda.runtime.driverGetVersion() == 0
+    except Exception:  # cannot tell: assume a driver, and say what failed
+        return False
 
 
 def cuda_toolkit(cupy):
@@ -117,7 +131,8 @@ def namespace(device="auto", notice=None):
     same code is then much faster; "gpu" insists on it, so a user who asked
     for the GPU never silently trains on the CPU.  When "auto" falls back
     although CuPy is installed, `notice` (a callable taking one line, or
-    None) is told why; without CuPy the fallback is silent.  This module
+    None) is told why; without CuPy, or without any NVIDIA driver (no GPU
+    to expect), the fallback is silent.  This module
     never prints: the caller decides where the notice goes.
     """
     if isinstance(device, types.ModuleType):
@@ -131,7 +146,7 @@ def namespace(device="auto", notice=None):
         return cupy
     if device == "gpu":
         raise BackendError(f"--device gpu is not available: {why}")
-    if notice is not None and not why.startswith(_NOT_INSTALLED):
+    if notice is not None and not why.startswith((_NOT_INSTALLED, _NO_DRIVER)):
         notice(f"digitnet: notice: {why}; training on the CPU with NumPy")
     return np
 
