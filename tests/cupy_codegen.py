@@ -201,14 +201,14 @@ class Launch:
         views = [np.broadcast_to(a, shape) if not p.raw and isinstance(a, np.ndarray) else a
                  for p, a in zip(params, args)]
         contiguous = [v.flags.c_contiguous if isinstance(v, np.ndarray) else True for v in views]
-        self.views, self.shape = _reduced(params, views, shape)
+        views, self.shape = _reduced(params, views, shape)
+        self.views = list(views)
         types_ = list(in_t) + list(out_t)
         infos = []
         for i, v in enumerate(self.views):
             if isinstance(v, np.ndarray):
                 infos.append(ns.ArgInfo(ND, ns.cupy.ndarray, v.dtype, v.ndim, contiguous[i],
                                         index_32_bits))
-                self.views[i] = v
             else:
                 dtype = np.dtype(types_[i])
                 infos.append(ns.ArgInfo(SCALAR, ns.CScalar, dtype, 0, True, True))

@@ -73,8 +73,8 @@ def uses():
             name = chain(node)
             if name and id(node) not in self.inside:
                 found.setdefault(".".join(name), []).append((self.module, None, ()))
-                return  # not the inner parts of xp.a.b
-            self.generic_visit(node)
+            if not name:  # xp.a.b is one use, not also xp.a
+                self.generic_visit(node)
 
     for path in sorted(PACKAGE.glob("*.py")):
         Visitor(path.stem).visit(ast.parse(path.read_text()))
