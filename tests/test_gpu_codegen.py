@@ -63,7 +63,8 @@ def launches():
     cg.internals()
     cg.Recorder.launches = {}
     xp = cg.stand_in(cg.Recorder, gemm=False)
-    with pytest.MonkeyPatch.context() as patch:
+    # without the GEMMs the values are garbage (NaN in softmax): only launches count
+    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
         patch.setattr(kernels.CupyKernels, "_cache", {})
         for dtype in DTYPES:
             for rows in ROWS:
@@ -293,10 +294,11 @@ def test_each_kernel_computes_what_its_numpy_chain_computes(dtype, rows, host_ke
     replaces writes (--fmad=false: the same roundings in the same order),
     except where it calls exp or tanh, whose last bits depend on the math
     library (within 4 ulp here).  Checked at every call of one epoch of
-    every configuration."""
+    every configuration, whose last mini-batch is one example (a one-column
+    batch is C-contiguous: CuPy launches it flat)."""
     twins = Twins()
     monkeypatch.setattr(kernels, "for_namespace", lambda xp: twins)
-    data = cg.dataset(30, rows)
+    data = cg.dataset(29, rows)
     for name, make, options in cg.configurations():
         train(make, host_kernels, dtype, data, 7, options, 1, monkeypatch=monkeypatch)
     assert not twins.failures, "\n".join(twins.failures[:10])
