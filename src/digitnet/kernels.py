@@ -147,7 +147,8 @@ class CupyKernels:
     # No fused multiply-add (NVRTC fuses by default): `mu * v - nabla` is then
     # rounded twice, as the plain engine's two ufunc calls round it, so each
     # kernel computes what its NumPy twin's chain computes (docs/gpu.md).
-    # These kernels are memory-bound: FMA would save no time.
+    # These kernels are memory-bound, so FMA should save no measurable time
+    # (not measured: no GPU yet; benchmarks/gpu_check.sh).
     OPTIONS = ("--fmad=false",)
 
     @classmethod
