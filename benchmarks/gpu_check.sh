@@ -10,13 +10,26 @@
 # pytest-benchmark already installed, and real MNIST in $DIGITNET_DATA
 # (default ../shared/data beside the checkout, else ./data).
 #
-# Steps: digitnet from this checkout, `digitnet info`, the CuPy probe; then,
-# only where CuPy is usable: the gpu-marked tests, a 30-epoch chapter-1 run,
-# one epoch of the conv recipe, the benchmarks' CuPy rows and, for
-# comparison, the NumPy rows of the same groups.  Each step has a time limit
-# and all of them together stay under BUDGET seconds; a failed step does not
-# stop the others, but the exit status is 1 if any failed.  On a machine
-# without a usable GPU it says so in one line and exits 0 after `info`.
+# Steps: digitnet from this checkout, `digitnet info`, the no-GPU checks of
+# the CuPy kernels (tests/test_gpu_codegen.py, tests/test_cupy_api.py: they
+# need NVRTC, which CuPy's [ctk] extra brings, and g++; they skip without
+# them), the CuPy probe; then, only where CuPy is usable: the gpu-marked
+# tests, a 30-epoch chapter-1 run, one epoch of the conv recipe, the
+# benchmarks' CuPy rows and, for comparison, the NumPy rows of the same
+# groups.  Each step has a time limit and all of them together stay under
+# BUDGET seconds; a failed step does not stop the others, but the exit
+# status is 1 if any failed.  On a machine without a usable GPU it says so
+# in one line and exits 0 after the no-GPU checks.
+#
+# What a first run on a device must confirm (docs/gpu.md, "What only a
+# device can confirm"): the probe finds the device and `info` NVRTC and the
+# CUDA headers; every fused kernel compiles and launches there (gpu-tests:
+# the fast path against the plain engine on CuPy, every network kind, within
+# the CPU's tolerance); CuPy's reductions, ufuncs and cuBLAS behind the plain
+# engine, conv layers, augmentation and serving (gpu-tests); the chapter-1
+# run's accuracy matches the CPU's to about a tenth of a percent; and the
+# speed (bench-cupy against bench-numpy; a step at m = 10 should be launch-
+# bound, ~12 launches).
 set -u -o pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -103,6 +116,11 @@ fi
 # 2. What this machine is; JSON too, for the record.
 step info 60 "$PYTHON" -m digitnet info
 timeout 30 "$PYTHON" -m digitnet info --json > "$DIR/info.json" 2>&1
+
+# 2b. The checks CI runs without a GPU, on this machine's CuPy and NVRTC
+#     (~30 s on CI's two cores; NVRTC compiles in parallel on more).
+step gpucheck 90 "$PYTHON" -m pytest -q -rs -p no:cacheprovider \
+    tests/test_gpu_codegen.py tests/test_cupy_api.py
 
 # 3. Can CuPy compute here?  The same probe, run once, that `--device auto` uses.
 if timeout 60 "$PYTHON" -c 'import sys

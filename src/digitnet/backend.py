@@ -8,6 +8,7 @@ arguments, for speed) lives here behind a portable fallback.
 
 import contextlib
 import functools
+import os
 import types
 
 import numpy as np
@@ -21,6 +22,10 @@ class BackendError(ValueError):
 
 
 _NOT_INSTALLED = "CuPy is not installed"
+# No NVIDIA driver at all: a machine without an NVIDIA GPU (a laptop, a
+# cluster's CPU node sharing the GPU nodes' environment), where a notice on
+# every run would be noise, as it would be without CuPy.
+_NO_DRIVER = "CuPy is installed, but there is no NVIDIA driver"
 
 
 def _one_line(exc):
@@ -54,14 +59,20 @@ def cupy_or_reason():
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        return None, _unusable(f"getDeviceCount failed: {_one_line(exc)}")
+        if _no_driver(cupy):
+            return None, f"{_NO_DRIVER} (so no GPU to use)"
+        driver = "; the NVIDIA driver may be too old" if "Driver" in str(exc) else ""
+        return None, _unusable(f"getDeviceCount failed: {_one_line(exc)}{driver}")
     if count < 1:
         return None, _unusable("no CUDA device found")
     try:  # float() waits for the device, so asynchronous errors surface here
         a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
         got = float((a + 1).sum())
     except Exception as exc:
-        return None, _unusable(f"a test kernel failed: {_one_line(exc)}")
+        missing = [part for part, found in cuda_toolkit(cupy).items() if found is None]
+        hint = (f"; {' and '.join(missing)} not found: pip install 'digitnet[gpu]' "
+                "(CuPy's [ctk] extra)" if missing else "")
+        return None, _unusable(f"a test kernel failed: {_one_line(exc)}{hint}")
     try:
         got += float((a @ a).sum())
     except Exception as exc:
@@ -71,6 +82,48 @@ def cupy_or_reason():
     return cupy, None
 
 
+def _no_driver(cupy):
+    """True when CUDA reports no driver installed (cudaDriverGetVersion: 0)."""
+    try:
+        return cupy.cuda.runtime.driverGetVersion() == 0
+    except Exception:  # cannot tell: assume a driver, and say what failed
+        return False
+
+
+def cuda_toolkit(cupy):
+    """{"NVRTC": version, "the CUDA headers": "version (folder)"}, None for
+    each part not found: CuPy 14 compiles every kernel at first use with
+    NVRTC, against the CUDA headers, and finds both as it is done here.
+    Neither needs a driver or a device."""
+    found = {"NVRTC": None, "the CUDA headers": None}
+    try:
+        found["NVRTC"] = "%d.%d" % tuple(cupy.cuda.nvrtc.getVersion())
+    except Exception:  # no libnvrtc (or a CuPy without the module)
+        pass
+    try:
+        from cuda.pathfinder import find_nvidia_header_directory
+        folder = find_nvidia_header_directory("cudart")
+    except Exception:
+        folder = None
+    if folder is not None:
+        found["the CUDA headers"] = f"{_cudart_version(folder)} ({folder})"
+    return found
+
+
+def _cudart_version(folder):
+    """"13.5" from cuda_runtime_api.h's CUDART_VERSION 13050, else "unknown"."""
+    try:
+        with open(os.path.join(folder, "cuda_runtime_api.h"), encoding="latin-1") as header:
+            for line in header:
+                words = line.split()
+                if words[:2] == ["#define", "CUDART_VERSION"]:
+                    code = int(words[2])
+                    return f"{code // 1000}.{code % 1000 // 10}"
+    except (OSError, ValueError, IndexError):
+        pass
+    return "unknown"
+
+
 def namespace(device="auto", notice=None):
     """The array module for `device`: "auto", "cpu", "gpu", or a module itself.
 
@@ -78,7 +131,8 @@ def namespace(device="auto", notice=None):
     same code is then much faster; "gpu" insists on it, so a user who asked
     for the GPU never silently trains on the CPU.  When "auto" falls back
     although CuPy is installed, `notice` (a callable taking one line, or
-    None) is told why; without CuPy the fallback is silent.  This module
+    None) is told why; without CuPy, or without any NVIDIA driver (no GPU
+    to expect), the fallback is silent.  This module
     never prints: the caller decides where the notice goes.
     """
     if isinstance(device, types.ModuleType):
@@ -92,7 +146,7 @@ def namespace(device="auto", notice=None):
         return cupy
     if device == "gpu":
         raise BackendError(f"--device gpu is not available: {why}")
-    if notice is not None and not why.startswith(_NOT_INSTALLED):
+    if notice is not None and not why.startswith((_NOT_INSTALLED, _NO_DRIVER)):
         notice(f"digitnet: notice: {why}; training on the CPU with NumPy")
     return np
 

@@ -33,11 +33,27 @@ def blas():
 
 
 def cuda():
-    """{usable, device or reason, cupy version}; imports CuPy only if it is there."""
+    """{usable, device or reason, cupy version, nvrtc, headers}; imports CuPy
+    only if it is there.  NVRTC and the CUDA headers are what CuPy builds
+    every kernel with: reported even without a device, so a machine can be
+    readied before it has one."""
     cupy, why = backend.cupy_or_reason()
+    toolkit = _toolkit()
     if cupy is None:
-        return {"usable": False, "reason": why, "cupy": _installed_cupy()}
-    return {"usable": True, "device": backend.describe(cupy), "cupy": cupy.__version__}
+        return {"usable": False, "reason": why, "cupy": _installed_cupy(), **toolkit}
+    return {"usable": True, "device": backend.describe(cupy), "cupy": cupy.__version__,
+            **toolkit}
+
+
+def _toolkit():
+    """{nvrtc, headers}: versions (headers: and folder), None where not
+    found, or both None without an importable CuPy."""
+    try:
+        import cupy
+    except Exception:
+        return {"nvrtc": None, "headers": None}
+    found = backend.cuda_toolkit(cupy)
+    return {"nvrtc": found["NVRTC"], "headers": found["the CUDA headers"]}
 
 
 def _installed_cupy():
@@ -81,6 +97,8 @@ def format_info(d):
              f"numpy     {d['numpy']}",
              f"blas      {b.get('name') or 'unknown'} {b.get('version') or ''}{threads}".rstrip(),
              f"cupy      {c.get('cupy') or 'not installed'}",
+             f"nvrtc     {c.get('nvrtc') or 'not found'}",
+             f"cuda inc  {c.get('headers') or 'not found'}",
              "cuda      " + (f"usable: {c['device']}" if c["usable"] else f"not usable: {c['reason']}"),
              f"data dir  {d['data_dir']['path']} (from {d['data_dir']['from']})"]
     for name, files in d["datasets"].items():

@@ -137,18 +137,26 @@ class NumpyKernels:
 class CupyKernels:
     """The same chains, each one CuPy kernel (compiled on first use).
 
-    Unverified on a GPU as of this writing (no GPU was lent to the session
-    that wrote it); benchmarks/gpu_check.sh runs the fast path against the
-    plain engine on CuPy.
+    Not yet run on a GPU.  Without one, tests/test_gpu_codegen.py compiles
+    CuPy's generated source for every launch with NVRTC and runs it on the
+    host (docs/gpu.md); benchmarks/gpu_check.sh runs the fast path against
+    the plain engine on CuPy.
     """
 
     _cache = {}
+    # No fused multiply-add (NVRTC fuses by default): `mu * v - nabla` is then
+    # rounded twice, as the plain engine's two ufunc calls round it, so each
+    # kernel computes what its NumPy twin's chain computes (docs/gpu.md).
+    # These kernels are memory-bound, so FMA should save no measurable time
+    # (not measured: no GPU yet; benchmarks/gpu_check.sh).
+    OPTIONS = ("--fmad=false",)
 
     @classmethod
     def _kernel(cls, cp, name, params, out, body):
         key = (name, params, out, body)
         if key not in cls._cache:
-            cls._cache[key] = cp.ElementwiseKernel(params, out, body, f"digitnet_{name}")
+            cls._cache[key] = cp.ElementwiseKernel(params, out, body, f"digitnet_{name}",
+                                                   options=cls.OPTIONS)
         return cls._cache[key]
 
     @classmethod
@@ -212,7 +220,8 @@ class CupyKernels:
 
     @classmethod
     def hidden_delta(cls, cp, kind, delta, a, mask, t, one, zero):
-        fprime = {"sigmoid": "((T)1 - a) * a", "relu": "(a > (T)0 ? (T)1 : (T)0)",
+        # each f' parenthesized: delta * (f') rounds as the NumPy chain does
+        fprime = {"sigmoid": "(((T)1 - a) * a)", "relu": "(a > (T)0 ? (T)1 : (T)0)",
                   "tanh": "((T)1 - a * a)"}[kind]
         if mask is None:
             cls._kernel(cp, "hd_" + kind, "T a", "T delta",
