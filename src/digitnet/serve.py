@@ -227,7 +227,14 @@ class Handler(BaseHTTPRequestHandler):
         try:
             super().handle_one_request()
         finally:
-            self.server.bodies.give(self.held)
+            self.release()
+
+    def release(self):
+        """Give the body's bytes back to the server's BODIES: before the answer
+        leaves, so a client that sends its next request on reading it never
+        finds them still held."""
+        self.server.bodies.give(self.held)
+        self.held = 0
 
     def do_GET(self):
         self.answer(self.get)
@@ -333,6 +340,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.send(200, result, head)
 
     def send(self, status, result, head=False, headers=None):
+        self.release()  # the body is done with, whatever the answer
         if isinstance(result, tuple):
             kind, payload = result
         else:
