@@ -22,15 +22,19 @@ SHARED = Path(__file__).resolve().parent.parent / "shared" / "data"
 NO_DATA = "real MNIST not found"
 
 REAL_DATA_FIXTURES = {"mnist", "mnist_dir", "mnist_slice", "fashion_dir"}
-# Real-data tests that may skip for another reason: GPU rows on a machine
-# without one, and benchmarks under --benchmark-skip.  Every other skip of a
-# real-data test counts as missing data, whatever its message says.
-_may_skip = set()
+# Real-data tests that may skip for another reason, GPU rows on a machine
+# without one and benchmarks under --benchmark-skip, are marked `may_skip`.
+# Every other skip of a real-data test counts as missing data, whatever its
+# message says.  The marks travel with each test's report, so the counts
+# below are right under pytest-xdist too, where the workers collect and
+# the controller counts.
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: drives the serve page in headless Chromium; "
                                        "CI (DIGITNET_REQUIRE_BROWSER=1) fails if these are skipped")
+    config.addinivalue_line("markers", "may_skip: a real-data test that may skip for a reason "
+                                       "other than missing data (no GPU, --benchmark-skip)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -39,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
         if REAL_DATA_FIXTURES & names:
             item.add_marker(pytest.mark.realdata)
             if "benchmark" in names or item.get_closest_marker("gpu"):
-                _may_skip.add(item.nodeid)
+                item.add_marker(pytest.mark.may_skip)
 
 
 def real_data_dir():
@@ -71,7 +75,7 @@ _browser = {"passed": 0, "skipped": 0}
 
 def pytest_runtest_logreport(report):
     if "realdata" in report.keywords and (report.when == "call" or report.skipped):
-        if report.skipped and report.nodeid not in _may_skip:
+        if report.skipped and "may_skip" not in report.keywords:
             _realdata["skipped"] += 1
         elif report.passed:
             _realdata["passed"] += 1
