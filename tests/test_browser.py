@@ -28,7 +28,7 @@ import pytest
 
 from digitnet import load, serve
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # Hand-made strokes in canvas units (0-1), as a person would write them.
 ONE = [[(0.46, 0.16), (0.5, 0.14), (0.51, 0.3), (0.51, 0.5), (0.5, 0.7), (0.5, 0.86)]]

@@ -17,7 +17,7 @@ import pytest
 from digitnet import backend, batched, kernels, training
 import cupy_codegen as cg
 
-pytestmark = pytest.mark.gpucheck
+pytestmark = [pytest.mark.gpucheck, pytest.mark.slow]
 
 ARCHS = ("90", "80")   # H200, A100
 # Every kernel CupyKernels builds (an independent list: a kernel the drive

@@ -220,6 +220,7 @@ def still_right(net, test, render, n=100):
     return counts
 
 
+@pytest.mark.slow  # 100 real digits through every distortion
 @pytest.mark.parametrize("render", [photo, as_is], ids=["photo", "28x28"])
 def test_noise_lighting_and_specks_keep_the_digit_readable(mnist, chapter1, render):
     """A user measured the first preprocessing on 100 digits a trained

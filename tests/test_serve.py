@@ -322,6 +322,7 @@ def load_test(url, pictures, want, clients=20, requests=500):
     return statistics.median(ms), ms[int(0.99 * len(ms)) - 1]
 
 
+@pytest.mark.slow  # the load must be real to mean anything
 @pytest.mark.parametrize("kind", ["chapter-1", "conv"])
 def test_load_500_predictions_from_20_clients(trained_model, mnist, kind, tmp_path, capsys):
     """A real `digitnet serve` process (the clients run here, apart from it)
@@ -532,6 +533,7 @@ def test_a_slow_or_idle_client_is_dropped_at_the_total_deadline(net, monkeypatch
         server.server_close()
 
 
+@pytest.mark.slow  # 144 real sockets held open
 def test_64_slowloris_and_80_idle_clients_leave_room_for_the_page(url, mnist):
     """The issue's crowd, over real sockets: 80 connections that send
     nothing and 64 that send a header byte every 0.2 s.  Meanwhile the page,
