@@ -72,12 +72,14 @@ def wait_for(driver, condition, seconds=15):
 
 
 def stroke(driver, points, kind="mouse"):
+    """One stroke through `points` (fractions of the pad) with a real pointer
+    of this kind; tests/test_browser.py draws with it too."""
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.actions.pointer_input import PointerInput
     pad = driver.find_element("id", "pad")
     w, h = pad.size["width"], pad.size["height"]
 
-    def offset(p):
+    def offset(p):  # W3C actions measure from the element's centre
         return int(round((p[0] - 0.5) * w)), int(round((p[1] - 0.5) * h))
 
     actions = ActionBuilder(driver, mouse=PointerInput(kind, f"{kind}-pointer"), duration=15)

@@ -26,6 +26,7 @@ import shutil
 import numpy as np
 import pytest
 
+from benchmarks.serve_latency import stroke  # one real pointer stroke, shared
 from digitnet import load, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -82,24 +83,6 @@ def page(trained_model, mnist_dir):
 def wait_for(driver, condition, seconds=15):
     from selenium.webdriver.support.ui import WebDriverWait
     WebDriverWait(driver, seconds).until(lambda d: d.execute_script(f"return {condition}"))
-
-
-def stroke(driver, points, kind="mouse"):
-    """One stroke through `points` with a real pointer of this kind."""
-    from selenium.webdriver.common.actions.action_builder import ActionBuilder
-    from selenium.webdriver.common.actions.pointer_input import PointerInput
-    pad = driver.find_element("id", "pad")
-    w, h = pad.size["width"], pad.size["height"]
-
-    def offset(p):  # W3C actions measure from the element's centre
-        return int(round((p[0] - 0.5) * w)), int(round((p[1] - 0.5) * h))
-
-    actions = ActionBuilder(driver, mouse=PointerInput(kind, f"{kind}-pointer"), duration=15)
-    actions.pointer_action.move_to(pad, *offset(points[0])).pointer_down()
-    for p in points[1:]:
-        actions.pointer_action.move_to(pad, *offset(p))
-    actions.pointer_action.pointer_up()
-    actions.perform()
 
 
 def answered(driver, sent):
