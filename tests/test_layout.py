@@ -9,8 +9,9 @@ import digitnet
 PACKAGE = Path(digitnet.__file__).parent
 # The core: what trains and saves networks.  Everything else (cli*, plots,
 # imaging, info, perceptron, extras) may import it, never the other way.
-CORE = {"activations", "backend", "batched", "checkpoint", "costs", "data", "download",
-        "engines", "files", "layers", "model", "network", "training"}
+CORE = {"activations", "backend", "base", "batched", "checkpoint", "costs", "data", "download",
+        "engines", "files", "layers", "model", "modelfile", "network", "npzfile", "runstate",
+        "training"}
 OUTSIDE = {"argparse", "matplotlib", "PIL", "http", "socketserver", "tqdm"}
 SHOW = {"cli", "cli_show", "cliargs", "plots", "imaging", "info", "perceptron", "extras"}
 

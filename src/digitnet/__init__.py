@@ -4,7 +4,8 @@
     >>> training, validation, test = digitnet.load_mnist()
     >>> net = digitnet.Network([784, 30, 10])
     >>> history = net.sgd(training, 30, 10, 3.0, test_data=test)
-    >>> digitnet.save(net, "net.npz"); net = digitnet.load("net.npz")
+    >>> net.save("net.npz"); net = digitnet.Network.load("net.npz")
+    >>> digitnet.predict(net, ["my-digit.png"])   # pictures: needs digitnet[image]
 
 The later chapters: `digitnet.Model` (layers, costs, regularization,
 convolutions; see model.py), the same trainer for both (training.py:
@@ -22,9 +23,9 @@ __version__ = "0.1.0"
 # name -> the module that defines it
 _HOMES = {"Network": "network", "Model": "model", "Dataset": "data", "expand": "data",
           "load_mnist": "data", "load_dataset": "data", "save": "checkpoint",
-          "load": "checkpoint"}
-__all__ = ["Network", "Model", "Dataset", "expand", "load_mnist", "load_dataset", "save",
-           "load", "__version__"]
+          "load": "checkpoint", "Classifier": "base", "predict": "imaging"}
+__all__ = ["Network", "Model", "Classifier", "Dataset", "expand", "load_mnist", "load_dataset",
+           "save", "load", "predict", "__version__"]
 
 
 def __getattr__(name):
@@ -37,6 +38,6 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_HOMES))
-# Predictions for picture files: digitnet.imaging.predict (needs digitnet[image]);
-# pictures: digitnet.plots (needs digitnet[plot]); the chapter's perceptrons:
+# Predictions for picture files: digitnet.predict, which is digitnet.imaging.predict
+# (needs digitnet[image]); pictures: digitnet.plots (needs digitnet[plot]); the chapter's perceptrons:
 # digitnet.perceptron; the installation: digitnet.info.

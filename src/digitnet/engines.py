@@ -33,11 +33,6 @@ def one_hot(xp, labels, eye):
     return xp.take(eye, labels, axis=1)
 
 
-def backprop(net, x, y, masks):
-    """The network's gradient on (x, y); dropout masks only where it has any."""
-    return net.backprop(x, y, masks) if masks else net.backprop(x, y)
-
-
 def backprop_per_example(net, x, y, masks=None):
     """The book's gradient: backprop each column alone and sum the results."""
     xp = net.xp
@@ -45,10 +40,15 @@ def backprop_per_example(net, x, y, masks=None):
     nabla_w = [xp.zeros(w.shape, dtype=net.dtype) for w in net.weights]
     for i in range(x.shape[1]):
         column = {j: mask[:, i:i + 1] for j, mask in masks.items()} if masks else None
-        delta_nabla_b, delta_nabla_w = backprop(net, x[:, i:i + 1], y[:, i:i + 1], column)
+        delta_nabla_b, delta_nabla_w = net.backprop(x[:, i:i + 1], y[:, i:i + 1], column)
         nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b)]
         nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w)]
     return nabla_b, nabla_w
+
+
+def backprop(net, x, y, masks=None):
+    """The network's own gradient on the whole (n_in, m) mini-batch."""
+    return net.backprop(x, y, masks)
 
 
 GRADIENTS = {"batched": backprop, "per-example": backprop_per_example}

@@ -5,28 +5,16 @@ Names follow the book: `sizes`, `weights[l]` of shape (sizes[l+1], sizes[l]),
 change is that an input `x` is a matrix with one column per example, so the
 same equations handle one example (m = 1) or a whole mini-batch as GEMMs.
 
-`Network` and the later chapters' `Model` (model.py) share one interface,
-which the trainer, checkpoints, plots and commands rely on:
-
-    xp, dtype, dtype_name   the array module and the float type
-    seed, rng               the NumPy generator behind the initial weights,
-                            the shuffles and the dropout masks
-    weights, biases         the parameters: plain lists, weights[i] (n_out, n_in)
-                            and biases[i] (n_out, 1) for the i-th layer that has any
-    n_in, n_out, classes    input and output sizes; class names or None (digits)
-    cost_name, output, dropout   "quadratic", "sigmoid", 0.0 here
-    feedforward(x)          (n_in, m) -> (n_out, m)
-    backprop(x, y)          (nabla_b, nabla_w) like biases and weights, summed
-                            over the m columns
-    cost(x, y)              the cost averaged over the columns (no L2 term)
-    config()                what a checkpoint stores to rebuild the network
-    describe()              one line for people
+`Network` is a `Classifier` (base.py), the one interface that the
+trainer, checkpoints, plots and commands use, as is the later chapters'
+`Model` (model.py): saving, loading, `sgd` and `evaluate` come from there.
 """
 
 import numpy as np
 
-from . import backend, training
+from . import backend
 from .activations import sigmoid
+from .base import Classifier, one_or_many
 
 
 def check_sizes(sizes):
@@ -42,7 +30,7 @@ def check_sizes(sizes):
     return sizes
 
 
-class Network:
+class Network(Classifier):
     """A feedforward network of sigmoid neurons trained on the quadratic cost.
 
     `device` is "auto", "cpu", "gpu" or an array module; `dtype` "float32" or
@@ -50,6 +38,7 @@ class Network:
     generator seeded by `seed`, so a seed means the same run on any backend.
     """
 
+    kind = "network"
     cost_name, output, activation, dropout = "quadratic", "sigmoid", "sigmoid", 0.0
 
     def __init__(self, sizes, seed=0, device="auto", dtype="float32"):
@@ -77,16 +66,30 @@ class Network:
     def n_out(self):
         return self.sizes[-1]
 
-    def asarray(self, a):
-        """`a` (host or device) as an array of this network's backend and dtype."""
-        return self.xp.asarray(a, dtype=self.dtype)
-
     def config(self):
         return {"kind": "network", "sizes": list(self.sizes), "dtype": self.dtype_name}
+
+    @classmethod
+    def from_config(cls, config, device="auto"):
+        """A fresh network of a config() (a file's; its parameters are then replaced)."""
+        return cls(config["sizes"], device=device, dtype=config["dtype"])
+
+    @staticmethod
+    def param_shapes(config):
+        """[(w shape, b shape)] a config() declares, without any array."""
+        sizes = config["sizes"]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes {sizes} are not a network's")
+        return [((y, x), (y, 1)) for x, y in zip(sizes[:-1], sizes[1:])]
+
+    @staticmethod
+    def n_in_of(config):
+        return int(config["sizes"][0])
 
     def describe(self):
         return str(self.sizes)
 
+    @one_or_many
     def feedforward(self, a):
         """Output for input `a` of shape (sizes[0], m): a' = sigma(w a + b)."""
         xp = self.xp
@@ -95,13 +98,16 @@ class Network:
             a = sigmoid(xp, w @ a + b)
         return a
 
-    def backprop(self, x, y):
+    def backprop(self, x, y, masks=None):
         """Gradient of the quadratic cost, (nabla_b, nabla_w), summed over columns.
 
         The four equations of backpropagation (BP1-BP4) on a (n, m) matrix:
         each delta is a (n_l, m) matrix, so nabla_w = delta a^T sums the m
-        examples' outer products in one GEMM.
+        examples' outer products in one GEMM.  (`masks` is the interface's
+        dropout; the book's network has none.)
         """
+        if masks:
+            raise ValueError("the chapter-1 Network has no dropout: masks must be None")
         xp = self.xp
         activation = x = self.asarray(x)
         y = self.asarray(y)
@@ -128,13 +134,3 @@ class Network:
         """Quadratic cost C = 1/2n sum ||y(x) - a||^2 over the n columns."""
         d = self.feedforward(x) - self.asarray(y)
         return float(self.xp.sum(d * d)) / (2 * d.shape[1])
-
-    def sgd(self, training_data, epochs, mini_batch_size, eta, test_data=None, **options):
-        """Mini-batch SGD; returns one record per epoch (see training.sgd,
-        which also takes the later chapters' L2, momentum and early stopping)."""
-        return training.sgd(self, training_data, epochs, mini_batch_size, eta,
-                            test_data=test_data, **options)
-
-    def evaluate(self, data):
-        """Number of examples in `data` whose argmax output is the label."""
-        return training.evaluate(self, data)

@@ -154,7 +154,7 @@ class App:
         except (data.DataError, OSError) as exc:
             return (f"no {self.dataset} test set ({str(exc).splitlines()[0]}); "
                     f"`digitnet download --dataset {self.dataset}` fetches it")
-        chunk, outputs = training.chunk_size(self.net), []
+        chunk, outputs = self.net.eval_chunk, []
         for k in range(0, len(test), chunk):
             outputs.append(backend.to_numpy(self.net.feedforward(test.images[:, k:k + chunk])).T)
         outputs = np.concatenate(outputs).astype(np.float64)

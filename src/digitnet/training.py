@@ -75,20 +75,12 @@ def to_device(net, data, name="the data"):
     return rows, net.xp.asarray(labels)
 
 
-def chunk_size(net):
-    """Evaluation chunk: conv layers' im2col matrices grow by ~50,000 numbers
-    per example, and in chunks of 50 they stay in cache (40 us per image at
-    50, 230 us at 1000, measured on the LeNet-style net); dense nets like
-    big chunks."""
-    return 50 if "conv" in net.config().get("layers", "") else 1000
-
-
 def measure(net, rows, labels, chunk=None):
     """(summed cost without L2, number correct) over device data, chunked."""
     xp = net.xp
     eye = xp.eye(net.n_out, dtype=net.dtype)
     fn = COSTS[net.cost_name][0]
-    cost, correct, n, chunk = 0.0, 0, rows.shape[0], chunk or chunk_size(net)
+    cost, correct, n, chunk = 0.0, 0, rows.shape[0], chunk or net.eval_chunk
     for k in range(0, n, chunk):
         end = min(k + chunk, n)  # the Array API leaves out-of-range stops undefined
         out = net.feedforward(backend.bytes_to_float(xp, rows[k:end, :], net.dtype).T)

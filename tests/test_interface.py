@@ -1,0 +1,88 @@
+"""The one model interface as a user meets it: both networks are
+Classifiers, save and load themselves (network2.py's words), keep their
+seed and whole description in the file, take one image or many, and share
+backprop's signature."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+import digitnet
+from digitnet import Classifier, Model, Network
+from digitnet.checkpoint import CheckpointError
+
+NETS = {
+    "network": lambda: Network([784, 12, 10], seed=7, device="cpu", dtype="float64"),
+    "model": lambda: Model("conv:2x5x5,pool:4,fc:12,softmax:10", activation="relu",
+                           init="scaled", dropout=0.25, seed=7, device="cpu", dtype="float32"),
+}
+
+
+@pytest.fixture(params=list(NETS))
+def trained(request, mnist):
+    net = NETS[request.param]()
+    net.sgd(mnist[0][:300], 1, 10, 0.1)
+    return net
+
+
+def test_both_networks_are_classifiers_with_one_backprop_signature():
+    assert issubclass(Network, Classifier) and issubclass(Model, Classifier)
+    assert inspect.signature(Network.backprop) == inspect.signature(Model.backprop)
+    with pytest.raises(ValueError, match="no dropout"):
+        NETS["network"]().backprop(np.zeros((784, 2)), np.zeros((10, 2)), {0: np.ones((12, 2))})
+
+
+def test_save_and_load_keep_every_field(trained, mnist, tmp_path):
+    trained.classes = [f"class {i}" for i in range(10)]
+    path = tmp_path / "net.npz"
+    trained.save(path)
+    for loaded in (type(trained).load(path, device="cpu"), digitnet.load(path, device="cpu")):
+        assert type(loaded) is type(trained)
+        assert loaded.config() == trained.config() and loaded.describe() == trained.describe()
+        assert loaded.seed == 7 and loaded.classes == trained.classes
+        assert loaded.dtype == trained.dtype
+        for a, b in zip(loaded.weights + loaded.biases, trained.weights + trained.biases):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(loaded.feedforward(mnist[2].images[:, :20]),
+                                      trained.feedforward(mnist[2].images[:, :20]))
+
+
+def test_loading_the_other_kind_by_its_class_is_one_clear_error(tmp_path):
+    NETS["network"]().save(tmp_path / "n.npz")
+    NETS["model"]().save(tmp_path / "m.npz")
+    with pytest.raises(CheckpointError, match="holds a Model; load it with digitnet.load or Model.load"):
+        Network.load(tmp_path / "m.npz")
+    with pytest.raises(CheckpointError, match="holds a chapter-1 Network; load it with digitnet.load or Network.load"):
+        Model.load(tmp_path / "n.npz")
+
+
+def test_a_file_written_before_seeds_were_kept_loads_with_no_seed(tmp_path):
+    net = NETS["network"]()
+    net.seed = None  # what such a file says: nothing
+    net.save(tmp_path / "old.npz")
+    with np.load(tmp_path / "old.npz") as npz:
+        assert "seed" not in npz.files
+    assert Network.load(tmp_path / "old.npz").seed is None
+
+
+def test_one_image_gives_one_answer(trained, mnist):
+    images = mnist[2].images[:, :5]
+    many = trained.feedforward(images)
+    for k in range(5):
+        one = trained.feedforward(images[:, k])
+        assert one.shape == (10,)
+        np.testing.assert_allclose(one, many[:, k], rtol=1e-6, atol=1e-12)
+    for bad in (np.zeros(783), np.zeros((5, 784)), np.zeros((784, 2, 1))):
+        with pytest.raises(ValueError, match=r"feedforward takes \(784,\) for one example or "
+                                             r"\(784, m\)"):
+            trained.feedforward(bad)
+
+
+def test_predict_reads_pictures_through_the_package(trained, mnist, tmp_path):
+    from PIL import Image
+    path = tmp_path / "digit.png"
+    Image.fromarray((mnist[2].images[:, 0].reshape(28, 28) * 255).round().astype(np.uint8)).save(path)
+    [answer] = digitnet.predict(trained, [path])
+    want = int(np.argmax(trained.feedforward(mnist[2].images[:, :1])))
+    assert answer["path"] == str(path) and answer["digit"] == want
