@@ -31,7 +31,7 @@ def runner(data, m, fast):
     when `fast` is False, as on a namespace without out=."""
     net = digitnet.Network([784, 30, 10], device="cpu")
     rows, labels = training.to_device(net, data)
-    run = training.Run(net, m, 3.0)
+    run = training.Run(net, mini_batch_size=m, eta=3.0)
 
     def epoch():
         has_out = backend.has_out

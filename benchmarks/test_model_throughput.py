@@ -37,7 +37,7 @@ def test_model_sgd_pass(benchmark, mnist_slice, device, net, m):
     model = Model(**model_options, device="cpu" if device == "numpy" else "gpu", seed=0)
     data = mnist_slice[:N[net]]
     rows, labels = to_device(model, data)
-    run = Run(model, m, **options)
+    run = Run(model, mini_batch_size=m, **options)
     benchmark.group = f"model {net}"
     benchmark.name = f"{device} m={m}"
     benchmark.pedantic(run_epoch, args=(run, rows, labels), rounds=3, warmup_rounds=1,

@@ -45,7 +45,8 @@ def test_sgd_epoch(benchmark, mnist_slice, engine, device, sizes, m, dtype):
     rows, labels = to_device(net, mnist_slice)
     benchmark.group = f"{sizes} m={m} {dtype}"
     benchmark.name = f"{engine} {device}"
-    run = Run(net, m, ETA, engine=engine)  # the trainer's own epoch: shuffle, gathers, steps
+    # the trainer's own epoch: shuffle, gathers, steps
+    run = Run(net, mini_batch_size=m, eta=ETA, engine=engine)
     benchmark.pedantic(run_epoch, args=(run, rows, labels),
                        rounds=rounds_for(engine, m), warmup_rounds=1, iterations=1)
     record(benchmark, len(mnist_slice), engine=engine, device=device, sizes=sizes, m=m, dtype=dtype)

@@ -63,7 +63,8 @@ def time_to(name, seed=0, dn=digitnet, label="digitnet"):
               f"{100 * best['test_accuracy']:.2f}% at {time.perf_counter() - started:.0f} s",
               flush=True)
 
-    training.fit(run, training_set, epochs, validation, test, on_epoch=on_epoch)
+    training.fit(run, training_set, epochs, validation_data=validation, test_data=test,
+                 on_epoch=on_epoch)
     return reached, time.perf_counter() - started
 
 

@@ -64,7 +64,7 @@ def timed(fn):
 def ours(dn, name, rows, labels, m):
     model_options, options, _ = RECIPES[name]
     net = dn.Model(**model_options, seed=0, device="cpu")
-    run = dn.training.Run(net, m, **options)
+    run = dn.training.Run(net, mini_batch_size=m, **options)
     device_rows, device_labels = dn.training.to_device(net, _Data(rows, labels))
     return lambda: dn.training.run_epoch(run, device_rows, device_labels)
 

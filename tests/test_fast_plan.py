@@ -30,9 +30,8 @@ def chapter_1(dropout, seed=5):
 def fast_path(net, data, m, options):
     """The FastBatched object the batched engine builds for this run."""
     rows, labels = training.to_device(net, data)
-    run = training.Run(net, m, 0.5, **options)
-    _, step, _ = engines.stepper(net, rows, labels, m, 0.5, options.get("lmbda", 0.0),
-                                 options.get("momentum", 0.0), "batched", run.velocities)
+    run = training.Run(net, mini_batch_size=m, eta=0.5, **options)
+    _, step, _ = engines.stepper(net, rows, labels, run.config, 0.5, run.velocities)
     return next(c.cell_contents for c in step.__closure__
                 if isinstance(c.cell_contents, batched.FastBatched))
 
@@ -98,7 +97,7 @@ def train(net, data, m, options, plain, monkeypatch):
                       lambda self, idx, k: used.append(1) or real(self, idx, k))
         if plain:
             patch.setattr(backend, "has_out", lambda xp: False)
-        run = training.Run(net, m, 0.5, **options)
+        run = training.Run(net, mini_batch_size=m, eta=0.5, **options)
         training.fit(run, data, 2)
     assert bool(used) is not plain, "the wrong engine trained"
     return run

@@ -207,7 +207,7 @@ def test_two_outputs_in_one_file_are_refused(tmp_path, monkeypatch, capsys, argv
     (tmp_path / "x").write_text("")
     (tmp_path / "link").symlink_to(tmp_path / "x")
     os.link(tmp_path / "x", tmp_path / "hard")
-    run = training.Run(Network([784, 10], device="cpu"), 10, 3.0)
+    run = training.Run(Network([784, 10], device="cpu"), mini_batch_size=10, eta=3.0)
     checkpoint.save_run(run, tmp_path / "r.ckpt", {"metrics": "kept.json"})
     argv = [a.format(d=tmp_path) for a in argv]
     assert main("train", *argv, "--epochs", 2, "--data-dir", tmp_path / "none") == 2
@@ -319,9 +319,10 @@ def test_an_array_shorter_than_its_header_is_refused_before_it_is_read(tmp_path)
 def run_file(tmp_path_factory, mnist):
     """A real run's checkpoint: two epochs of momentum SGD with validation."""
     training_set, validation, test = mnist
-    run = training.Run(Network([784, 10], seed=1, device="cpu"), 10, 3.0, momentum=0.5,
-                       patience=3)
-    training.fit(run, training_set[:500], 2, validation[:200], test[:200])
+    run = training.Run(Network([784, 10], seed=1, device="cpu"), mini_batch_size=10, eta=3.0,
+                       momentum=0.5, patience=3)
+    training.fit(run, training_set[:500], 2, validation_data=validation[:200],
+                 test_data=test[:200])
     path = tmp_path_factory.mktemp("run") / "good.ckpt"
     checkpoint.save_run(run, path, {"epochs": 5, "dataset": "mnist", "expand": False,
                                     "monitor_training": False, "save": "m.npz",
@@ -408,6 +409,7 @@ STATE_CASES = [  # the issue's three first, then the rest of the family
     (put("settings.engine", "warp"), "state: settings.engine must be one of"),
     (put("settings.augment", "no"), "state: settings.augment must be true or false, got 'no'"),
     (drop("settings.lmbda"), "state: settings.lmbda is missing"),
+    (put("settings.lr", 0.1), "state: settings.lr is not a setting of a run"),
     (put("extra", []), "state: extra must be a JSON object, got []"),
     (put("extra.metrics", ""), "state: extra.metrics must be null or a path, got ''"),
     (put("extra.save", "m\0.npz"), "state: extra.save must be null or a path, got 'm\\x00.npz'"),
@@ -461,9 +463,9 @@ def test_the_arrays_a_run_restores_are_checked_too(run_file, tmp_path, change, m
 
 def test_the_good_checkpoint_and_older_ones_still_load(run_file, tmp_path):
     run, extra = checkpoint.load_run(run_file, device="cpu")
-    assert run.epoch == 2 and extra["save"] == "m.npz" and run.settings["momentum"] == 0.5
+    assert run.epoch == 2 and extra["save"] == "m.npz" and run.config.momentum == 0.5
     old = damaged(run_file, tmp_path, drop("settings.augment"))  # from before --augment
-    assert checkpoint.load_run(old, device="cpu")[0].settings["augment"] is False
+    assert checkpoint.load_run(old, device="cpu")[0].config.augment is False
 
 
 # --- Ctrl-C at any moment ---------------------------------------------------

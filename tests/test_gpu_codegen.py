@@ -50,7 +50,7 @@ def train(make, xp, dtype, data, m, options, epochs, plain=False, monkeypatch=No
         if plain:
             patch.setattr(backend, "has_out", lambda xp: False)
         net = make(xp, dtype)
-        run = training.Run(net, m, eta, **options)
+        run = training.Run(net, mini_batch_size=m, eta=eta, **options)
         training.fit(run, data, epochs)
     return net, run, len(used)
 

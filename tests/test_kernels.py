@@ -28,7 +28,7 @@ def train(layers, options, run_options, m, plain, monkeypatch, device="cpu"):
         net = Model(layers, **options, seed=4, device=device, dtype="float64",
                     input_shape=(12,))
         before = [backend.to_numpy(w).copy() for w in net.weights]
-        run = training.Run(net, m, 0.8, **run_options)
+        run = training.Run(net, mini_batch_size=m, eta=0.8, **run_options)
         training.fit(run, blobs(150), 2)
         return net, run, before
 
@@ -100,9 +100,8 @@ class CountingKernels:
 def calls_per_step(net, m, **options):
     data = blobs(200, features=net.n_in, classes=net.n_out)
     rows, labels = training.to_device(net, data)
-    run_velocities = training.Run(net, m, 0.5, **options).velocities
-    begin, step, end = engines.stepper(net, rows, labels, m, 0.5, options.get("lmbda", 0.0),
-                                       options.get("momentum", 0.0), "batched", run_velocities)
+    run = training.Run(net, mini_batch_size=m, eta=0.5, **options)
+    begin, step, end = engines.stepper(net, rows, labels, run.config, 0.5, run.velocities)
     fast = next(c.cell_contents for c in step.__closure__
                 if isinstance(c.cell_contents, batched.FastBatched))
     counting = Counting(np)
@@ -140,9 +139,9 @@ def test_a_resumed_fast_path_run_ends_exactly_as_an_unbroken_one(tmp_path):
         return Model("fc:9,softmax:4", activation="relu", init="scaled", dropout=0.3, seed=2,
                      device="cpu", input_shape=(12,))
     data, options = blobs(90), dict(lmbda=1.0, momentum=0.8)
-    whole = training.Run(model(), 10, 0.3, **options)
+    whole = training.Run(model(), mini_batch_size=10, eta=0.3, **options)
     training.fit(whole, data, 3)
-    part = training.Run(model(), 10, 0.3, **options)
+    part = training.Run(model(), mini_batch_size=10, eta=0.3, **options)
     training.fit(part, data, 2)
     checkpoint.save_run(part, tmp_path / "run.ckpt", {})
     resumed, _ = checkpoint.load_run(tmp_path / "run.ckpt", device="cpu")

@@ -177,8 +177,8 @@ def test_costs_must_fit_the_output_layer():
 
 @pytest.mark.parametrize("options, message", [
     (dict(lmbda=-1.0), "lmbda must be a number >= 0"),
-    (dict(momentum=1.0), "momentum must be in"),
-    (dict(patience=0), "patience must be a whole number"),
+    (dict(momentum=1.0), r"momentum must be a number in \[0, 1\), got 1.0"),
+    (dict(patience=0), "patience must be null or a whole number >= 1, got 0"),
     (dict(eta_decay=128), "eta_decay needs patience"),
     (dict(patience=3), "give validation data"),
 ])

@@ -7,7 +7,7 @@ from digitnet import Network, backend
 from conftest import blobs
 from digitnet.activations import sigmoid
 from digitnet.engines import backprop_per_example, one_hot
-from digitnet.training import check_options
+from digitnet.config import TrainConfig
 
 
 def random_batch(xp, sizes, m, seed=1, dtype="float64"):
@@ -167,7 +167,7 @@ def test_bad_hyperparameters_are_rejected(kwargs, match):
     if "epochs" not in kwargs and "larger" not in match:
         args.pop("epochs")
         with pytest.raises(ValueError, match=match):
-            check_options(**args)
+            TrainConfig(**args)
 
 
 def test_data_that_does_not_fit_the_network_is_rejected():

@@ -258,7 +258,7 @@ def test_a_resume_checks_the_kept_paths_first(mnist_dir, tmp_path, capsys):
 def test_a_run_saved_from_python_resumes_with_the_defaults(mnist_dir, tmp_path, capsys):
     from digitnet import Network
     training_set, _, _ = __import__("digitnet").load_dataset("mnist", mnist_dir, False)
-    run = training.Run(Network([784, 30, 10], seed=2, device="cpu"), 10, 3.0)
+    run = training.Run(Network([784, 30, 10], seed=2, device="cpu"), mini_batch_size=10, eta=3.0)
     training.fit(run, training_set[:1000], 1)
     checkpoint.save_run(run, tmp_path / "api.ckpt")
     assert cli.main(["train", "--resume", str(tmp_path / "api.ckpt"), "--epochs", "2",

@@ -113,7 +113,7 @@ PATIENCE = [
 def test_the_schedule_follows_the_table_epoch_by_epoch(sets, monkeypatch, table, options):
     train, val = sets
     script = Script(monkeypatch, [row[0] for row in table])
-    run = training.Run(network(), 10, 1.0, **options)
+    run = training.Run(network(), mini_batch_size=10, eta=1.0, **options)
     script.fit(run, train, val, 30)
     assert run.epoch == len(table) and run.ended == table[-1][4]
     for epoch, (_, used, eta, since, ended) in enumerate(table, 1):
@@ -133,10 +133,10 @@ def test_use_best_again_keeps_the_last_epoch_for_going_on(sets, monkeypatch):
     that was never stopped."""
     train, val = sets
     accuracies = [60, 70, 65, 64, 80]
-    whole = training.Run(network(), 10, 1.0)
+    whole = training.Run(network(), mini_batch_size=10, eta=1.0)
     Script(monkeypatch, accuracies).fit(whole, train, val, 5)
     script = Script(monkeypatch, accuracies)
-    part = training.Run(network(), 10, 1.0)
+    part = training.Run(network(), mini_batch_size=10, eta=1.0)
     script.fit(part, train, val, 3)
     part.use_best()
     part.use_best()
@@ -152,7 +152,7 @@ def test_a_cost_that_is_not_finite_is_divergence_even_with_finite_weights(sets, 
                                                                           bad):
     train, val = sets
     script = Script(monkeypatch, [50, 60, 70], costs={3: bad})
-    run = training.Run(network(), 10, 1.0)
+    run = training.Run(network(), mini_batch_size=10, eta=1.0)
     with pytest.raises(training.Diverged, match="in epoch 3"):
         script.fit(run, train, val, 5)
     assert training.finite(run.net)  # the weights alone say nothing is wrong
@@ -171,18 +171,18 @@ def test_a_checkpoint_restores_every_field_of_the_run(sets, monkeypatch, tmp_pat
     train, val = sets
     accuracies = [row[0] for row in HALVING]
     options = dict(lmbda=2.0, momentum=0.5, patience=2, eta_decay=8)
-    whole = training.Run(network(), 10, 1.0, **options)
+    whole = training.Run(network(), mini_batch_size=10, eta=1.0, **options)
     Script(monkeypatch, accuracies).fit(whole, train, val, 30)
 
     script = Script(monkeypatch, accuracies)
-    part = training.Run(network(), 10, 1.0, **options)
+    part = training.Run(network(), mini_batch_size=10, eta=1.0, **options)
     script.fit(part, train, val, 8)
     path = tmp_path / "run.ckpt"
     checkpoint.save_run(part, path, {"expand": True, "epochs": 30})
     got, extra = checkpoint.load_run(path, device="cpu")
     assert extra == {"expand": True, "epochs": 30}
     assert (got.epoch, got.eta, got.since, got.ended) == (8, 0.25, 1, None)
-    assert got.settings == part.settings and got.net.seed == part.net.seed == 3
+    assert got.config == part.config and got.net.seed == part.net.seed == 3
     assert json.dumps(got.history) == json.dumps(part.history)
     assert got.best[0] == part.history[4] and got.best[0]["epoch"] == 5
     assert_same(host(got.best[1] + got.best[2]), script.weights[5])
@@ -203,7 +203,7 @@ def test_a_checkpoint_restores_every_field_of_the_run(sets, monkeypatch, tmp_pat
 def test_a_run_that_stopped_early_stays_stopped_after_loading(sets, monkeypatch, tmp_path):
     train, val = sets
     script = Script(monkeypatch, [row[0] for row in PATIENCE])
-    run = training.Run(network(), 10, 1.0, patience=2)
+    run = training.Run(network(), mini_batch_size=10, eta=1.0, patience=2)
     script.fit(run, train, val, 30)
     checkpoint.save_run(run, tmp_path / "run.ckpt")
     got, _ = checkpoint.load_run(tmp_path / "run.ckpt", device="cpu")

@@ -2,6 +2,8 @@
 independent reference, the schedule and best-epoch selection, interrupts,
 divergence and resumed runs."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -134,7 +136,7 @@ def test_best_validation_weights_are_restored_and_saved(tmp_path):
     (and saves) that epoch's weights, not the last ones."""
     train, val = blobs(200, seed=1), blobs(100, seed=2)
     net = Network([12, 8, 4], seed=0, device="cpu", dtype="float64")
-    run = training.Run(net, 10, 3.0)
+    run = training.Run(net, mini_batch_size=10, eta=3.0)
     kept = {}
 
     def on_epoch(record, run):
@@ -207,20 +209,21 @@ def test_a_stopped_run_goes_back_to_its_last_epoch_and_resumes_exactly(tmp_path)
     train, val = conv_data(120, 1), conv_data(40, 2)
     options = dict(lmbda=0.5, momentum=0.8, patience=2, eta_decay=8)
     whole = small_conv(13)  # a seed whose best validation epoch is not the last
-    whole_run = training.Run(whole, 10, 0.05, **options)
-    training.fit(whole_run, train, 4, val, val)
+    whole_run = training.Run(whole, mini_batch_size=10, eta=0.05, **options)
+    training.fit(whole_run, train, 4, validation_data=val, test_data=val)
 
     cut = small_conv(13)
-    run = training.Run(cut, 10, 0.05, **options)
+    run = training.Run(cut, mini_batch_size=10, eta=0.05, **options)
     steps = []
-    training.fit(run, train, 2, val, val)
-    training.fit(run, train, 4, val, val, stop=lambda: steps.append(1) or len(steps) >= 3)
+    training.fit(run, train, 2, validation_data=val, test_data=val)
+    training.fit(run, train, 4, validation_data=val, test_data=val,
+                 stop=lambda: steps.append(1) or len(steps) >= 3)
     assert run.ended == "interrupted" and run.epoch == 2 and len(run.history) == 2
     checkpoint.save_run(run, tmp_path / "run.ckpt", {"note": "x"})
     resumed, extra = checkpoint.load_run(tmp_path / "run.ckpt", device="cpu")
     assert extra == {"note": "x"}
     resumed.ended = None
-    training.fit(resumed, train, 4, val, val)
+    training.fit(resumed, train, 4, validation_data=val, test_data=val)
     timeless = lambda history: [{k: v for k, v in r.items() if k not in ("seconds", "elapsed")}
                                 for r in history]
     assert timeless(resumed.history) == timeless(whole_run.history)
@@ -236,10 +239,10 @@ def test_divergence_stops_with_the_last_good_weights():
     explodes to NaN within an epoch; the network keeps epoch 1's weights."""
     train = blobs(100)
     net = Model("fc:8,softmax:4", activation="relu", input_shape=(12,), device="cpu")
-    run = training.Run(net, 10, 1.0)
+    run = training.Run(net, mini_batch_size=10, eta=1.0)
     training.fit(run, train, 1)
     good = host(net.weights)
-    run.settings["lmbda"] = 1e7
+    run.config = dataclasses.replace(run.config, lmbda=1e7)
     with pytest.raises(training.Diverged, match="in epoch 2: the weights or the cost became NaN"):
         training.fit(run, train, 3)
     assert run.ended == "diverged" and run.epoch == 1
@@ -275,13 +278,13 @@ def test_an_augmented_run_resumes_exactly(tmp_path):
     train = blobs(60, features=784, classes=4, seed=7)
     nets = [Model("fc:12,softmax:4", activation="relu", init="scaled", input_shape=(784,),
                   seed=5, device="cpu", dtype="float64") for _ in range(2)]
-    whole = training.Run(nets[0], 10, 0.1, momentum=0.5, augment=True)
+    whole = training.Run(nets[0], mini_batch_size=10, eta=0.1, momentum=0.5, augment=True)
     training.fit(whole, train, 3)
-    part = training.Run(nets[1], 10, 0.1, momentum=0.5, augment=True)
+    part = training.Run(nets[1], mini_batch_size=10, eta=0.1, momentum=0.5, augment=True)
     training.fit(part, train, 1)
     checkpoint.save_run(part, tmp_path / "a.ckpt")
     resumed, _ = checkpoint.load_run(tmp_path / "a.ckpt", device="cpu")
-    assert resumed.settings["augment"] is True
+    assert resumed.config.augment is True
     training.fit(resumed, train, 3)
     for a, b in zip(host(resumed.net.weights), host(nets[0].weights)):
         np.testing.assert_array_equal(a, b)

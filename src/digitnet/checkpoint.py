@@ -23,6 +23,7 @@ from .files import write_atomic
 from .model import Model
 from .modelfile import (FORMAT, MODEL_FORMAT, RUN_FORMAT, VERSION, CheckpointError,  # noqa: F401
                         marker, network_arrays, open_archive, parameters, read, save, text)
+from .config import TrainConfig
 from .network import Network
 from .training import Run
 
@@ -49,7 +50,7 @@ def save_run(run, path, extra=None):
             arrays[f"best_biases_{i}"] = backend.to_numpy(b)
     state = {"epoch": run.epoch, "eta": run.eta, "since": run.since, "ended": run.ended,
              "rng": net.rng.bit_generator.state, "history": run.history,
-             "best": run.best[0] if run.best else None, "settings": run.settings,
+             "best": run.best[0] if run.best else None, "settings": run.config.to_json(),
              "seed": net.seed, "extra": extra or {}}
     arrays["state"] = np.array(json.dumps(state))
     write_atomic(path, lambda f: np.savez(f, **arrays))
@@ -73,9 +74,7 @@ def load_run(path, device="auto"):
         problems = runstate.problems(state, net)
         if problems:
             raise CheckpointError(*(f"{path}: {p}" for p in problems))
-        s = state["settings"]
-        run = Run(net, s["mini_batch_size"], s["eta"], s["lmbda"], s["momentum"],
-                  s["patience"], s["eta_decay"], s["engine"], s.get("augment", False))
+        run = Run(net, TrainConfig.from_json(state["settings"]))
         run.epoch, run.eta, run.since = state["epoch"], float(state["eta"]), state["since"]
         run.ended, run.history = state["ended"], list(state["history"])
         net.seed = state["seed"]

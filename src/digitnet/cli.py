@@ -14,6 +14,7 @@ at the end).  The long-run rules are cli_runs.py's and docs/runs.md's.
 import json
 import math
 import os
+import re
 import signal
 import sys
 
@@ -23,7 +24,7 @@ from .cliargs import (Parser, add_data_args, add_device_arg, dataset_for,
                       fraction, int_at_least, load_network, non_negative_float,
                       positive_float, quiet_pipe, stdout_closed)
 from .costs import COSTS
-from .engines import ENGINES
+from .config import ENGINES, TrainConfig
 from .files import write_atomic
 from .model import INITS, Model, spec_from_sizes
 from .network import Network
@@ -140,8 +141,13 @@ def check_train_args(args, parser):
         parser.error(f"--sizes: the last layer must be {data.N_CLASSES} (one per class), "
                      f"got {sizes[-1]}")
     args.model = any(getattr(args, name) != DEFAULTS.get(name) for name in ARCHITECTURE)
-    if args.eta_decay is not None and (args.patience is None or args.eta_decay <= 1):
-        parser.error("--eta-decay needs --patience and a factor above 1")
+    try:  # every training setting checked once, by TrainConfig, before any data loads
+        args.config = TrainConfig(mini_batch_size=args.batch_size, eta=args.eta,
+                                  lmbda=args.lmbda, momentum=args.momentum,
+                                  patience=args.patience, eta_decay=args.eta_decay,
+                                  engine=args.engine, augment=args.augment)
+    except ValueError as exc:
+        parser.error(as_flags(str(exc)))
     if args.model:
         if args.layers is not None and not args.layers.strip():
             parser.error("--layers: empty; give a spec such as fc:100,softmax:10")
@@ -156,6 +162,17 @@ def check_train_args(args, parser):
             if n_out != data.N_CLASSES:
                 parser.error(f"--layers: the output layer must have {data.N_CLASSES} "
                              "neurons (one per class)")
+
+
+# The command line's name for each TrainConfig field.
+FLAGS = {"mini_batch_size": "--batch-size", "eta_decay": "--eta-decay", "eta": "--eta",
+         "lmbda": "--lmbda", "momentum": "--momentum", "patience": "--patience",
+         "engine": "--engine", "augment": "--augment"}
+
+
+def as_flags(message):
+    """A TrainConfig error in the command line's words (eta_decay -> --eta-decay)."""
+    return re.sub(r"\b(" + "|".join(FLAGS) + r")\b", lambda m: FLAGS[m.group(1)], message)
 
 
 def model_options(args):
@@ -173,9 +190,7 @@ def new_run(args, xp, classes):
         net = Network(args.sizes, seed=args.seed, device=xp, dtype=args.dtype)
     if classes != data.CLASSES["mnist"]:
         net.classes = list(classes)
-    run = training.Run(net, args.batch_size, args.eta, args.lmbda, args.momentum,
-                       args.patience, args.eta_decay, args.engine, args.augment)
-    return run
+    return training.Run(net, args.config)
 
 
 # The command's own settings a checkpoint keeps, beside the run's.
@@ -217,16 +232,16 @@ def cmd_train(args, parser):
     run = run or new_run(args, xp, test.classes)
     if args.expand:
         training_set = data.expand(training_set)
-    if run.settings["mini_batch_size"] > len(training_set):
-        parser.error(f"--batch-size: {run.settings['mini_batch_size']} is larger than "
+    if run.config.mini_batch_size > len(training_set):
+        parser.error(f"--batch-size: {run.config.mini_batch_size} is larger than "
                      f"the {len(training_set)} training examples")
     return train(args, run, training_set, validation, test)
 
 
 def train(args, run, training_set, validation, test):
-    net, s = run.net, run.settings
+    net, s = run.net, run.config
     config = {"command": "train", "dataset": args.dataset, "model": net.describe(),
-              "network": net.config(), "epochs": args.epochs, **s,
+              "network": net.config(), "epochs": args.epochs, **s.to_json(),
               "device": backend.describe(net.xp), "seed": net.seed, "expand": args.expand,
               "monitor_training": args.monitor_training, "n_train": len(training_set),
               "n_test": len(test)}
@@ -235,8 +250,8 @@ def train(args, run, training_set, validation, test):
     kept = {key: cli_runs.stored(getattr(args, key), args.checkpoint, args.relative[key])
             if key in args.relative else getattr(args, key) for key in KEPT}
     print(f"{'resuming' if args.resume else 'training'} {config['model']} on {args.dataset} "
-          f"({len(training_set)} examples), m={s['mini_batch_size']}, eta={run.eta:g}, "
-          f"{s['engine']} engine, {config['device']} {net.dtype_name}" +
+          f"({len(training_set)} examples), m={s.mini_batch_size}, eta={run.eta:g}, "
+          f"{s.engine} engine, {config['device']} {net.dtype_name}" +
           (f", from epoch {run.epoch}" if args.resume else ""), flush=True)
     if args.resume:
         print("writing " + ", ".join(f"{what} to {os.path.abspath(getattr(args, key))}"
@@ -265,8 +280,9 @@ def train(args, run, training_set, validation, test):
 
     stop = cli_runs.Stop()  # only now: while data loads, Ctrl-C and SIGTERM act at once
     try:
-        training.fit(run, training_set, args.epochs, validation, test, args.monitor_training,
-                     progress_bar(args.epochs), on_epoch, stop)
+        training.fit(run, training_set, args.epochs, validation_data=validation,
+                     test_data=test, monitor_training=args.monitor_training,
+                     progress=progress_bar(args.epochs), on_epoch=on_epoch, stop=stop)
     except training.Diverged as exc:
         print(f"digitnet: error: {exc}; try a smaller --eta", file=sys.stderr)
         return cli_runs.finish(args, run, writes, 1, "before it diverged")

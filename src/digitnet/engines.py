@@ -21,7 +21,7 @@ import math
 from . import augment, backend
 from .batched import FastBatched, spec_of
 
-ENGINES = ("batched", "per-example")
+from .config import ENGINES  # noqa: F401  (their names live with the settings that choose one)
 
 
 def one_hot(xp, labels, eye):
@@ -79,24 +79,27 @@ def update(net, nabla_b, nabla_w, k, decay, momentum, velocities):
         b -= k * nb
 
 
-def stepper(net, rows, labels, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
-            engine="batched", velocities=None, augmented=False):
-    """(begin, step, end) for one pass over device data (training.to_device).
+def stepper(net, rows, labels, config, eta, velocities=None):
+    """(begin, step, end) for one pass over device data (training.to_device)
+    by the TrainConfig `config` at learning rate `eta` (the schedule's,
+    which may have halved config.eta); `velocities` are the run's momentum
+    buffers.
 
     step(idx) trains on the examples `idx`, each freshly distorted (augment.py)
-    when `augmented`; begin() and end() bracket a pass (the fast path works
+    when config.augment; begin() and end() bracket a pass (the fast path works
     on its own copy of the parameters and hands them back at the end).
     """
     xp, n = net.xp, rows.shape[0]
-    m = int(mini_batch_size)
+    m, momentum, engine = config.mini_batch_size, config.momentum, config.engine
     spec = spec_of(net)
     side = math.isqrt(net.n_in)
-    if augmented and side * side != net.n_in:
+    if config.augment and side * side != net.n_in:
         raise ValueError(f"augmentation needs square pictures, and the network takes "
                          f"{net.n_in} inputs")
-    decay = eta * lmbda / n
-    if engine == "batched" and backend.has_out(xp) and spec is not None and not augmented:
-        fast = FastBatched(net, spec, rows, labels, m, momentum, decay, velocities)
+    decay = eta * config.lmbda / n
+    if engine == "batched" and backend.has_out(xp) and spec is not None and not config.augment:
+        fast = FastBatched(net, spec, rows, labels, m, momentum=momentum, decay=decay,
+                           velocities=velocities)
         ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
 
         def step(idx):
@@ -107,7 +110,7 @@ def stepper(net, rows, labels, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
 
     def step(idx):
         x = backend.bytes_to_float(xp, xp.take(rows, idx, axis=0), net.dtype).T
-        if augmented:
+        if config.augment:
             x = augment.augment(xp, x, augment.draw(net.rng, x.shape[1]), side)
         y = one_hot(xp, xp.take(labels, idx), eye)
         masks = net.dropout_masks(x.shape[1]) if net.dropout else None

@@ -12,7 +12,7 @@ check (cli.py does).
 import json
 import math
 
-from .engines import ENGINES
+from . import config
 
 LIMIT = 32 << 20  # bytes of state (UTF-32 in the file): some 20,000 epochs of history
 ENDED = (None, "patience", "schedule", "interrupted", "diverged")
@@ -32,18 +32,6 @@ def show(value, width=40):
     """A bad value as the user would write it, cut short."""
     text = json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
     return text if len(text) <= width else text[:width - 3] + "..."
-
-
-SETTINGS = {
-    "mini_batch_size": (lambda v: whole(v, 1), "a whole number >= 1"),
-    "eta": (lambda v: number(v) and v > 0, "a positive number"),
-    "lmbda": (lambda v: number(v) and v >= 0, "a number >= 0"),
-    "momentum": (lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "patience": (lambda v: v is None or whole(v, 1), "null or a whole number >= 1"),
-    "eta_decay": (lambda v: v is None or number(v) and v > 1, "null or a number > 1"),
-    "engine": (lambda v: v in ENGINES, "one of " + ", ".join(ENGINES)),
-    "augment": (lambda v: isinstance(v, bool), "true or false"),
-}
 
 
 def rng_state(value, net):
@@ -125,16 +113,7 @@ def problems(state, net):
                          f"{show(best)}")
     if check("settings", lambda v: isinstance(v, dict), "a JSON object"):
         settings = state["settings"]
-        for key, (ok, what) in SETTINGS.items():
-            if key not in settings and key == "augment":
-                continue  # checkpoints from before --augment
-            if key not in settings:
-                found.append(f"state: settings.{key} is missing")
-            elif not ok(settings[key]):
-                found.append(f"state: settings.{key} must be {what}, got "
-                             f"{show(settings[key])}")
-        if not found and settings["eta_decay"] is not None and settings["patience"] is None:
-            found.append("state: settings.eta_decay needs settings.patience")
+        found += config.problems(settings, "state: settings.")  # TrainConfig's own checks
         if not found and state["eta"] > settings["eta"]:
             found.append(f"state: eta {state['eta']} is above the run's starting eta "
                          f"{settings['eta']} (the schedule only halves it)")

@@ -15,41 +15,13 @@ import time
 import numpy as np
 
 from . import backend, engines
+from .config import TrainConfig, whole
 from .costs import COSTS
-from .engines import ENGINES, one_hot
+from .engines import one_hot
 
 
 class Diverged(ArithmeticError):
     """The weights or the cost became NaN or infinite: eta is too large."""
-
-
-def whole(value, low):
-    """True for a whole number >= low (not inf, NaN, 2.5 or a string)."""
-    try:
-        return int(value) == value and value >= low
-    except (TypeError, ValueError, OverflowError):
-        return False
-
-
-def check_options(mini_batch_size, eta, lmbda=0.0, momentum=0.0, patience=None,
-                  eta_decay=None, engine="batched", augment=False):
-    """Reject values that would train nothing or train wrongly, saying why."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}: choose from {', '.join(ENGINES)}")
-    if not whole(mini_batch_size, 1):
-        raise ValueError(f"mini_batch_size must be a whole number >= 1, got {mini_batch_size}")
-    if not 0 < eta < math.inf:
-        raise ValueError(f"eta must be a positive number, got {eta}")
-    if not 0 <= lmbda < math.inf:
-        raise ValueError(f"lmbda must be a number >= 0, got {lmbda}")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    if patience is not None and not whole(patience, 1):
-        raise ValueError(f"patience must be a whole number >= 1, got {patience}")
-    if eta_decay is not None and not (eta_decay > 1 and patience is not None):
-        raise ValueError("eta_decay needs patience, and must be > 1 (e.g. 128)")
-    if augment not in (True, False):
-        raise ValueError(f"augment must be True or False, got {augment!r}")
 
 
 def to_device(net, data, name="the data"):
@@ -113,17 +85,17 @@ def copies(xp, arrays):
 class Run:
     """One training run of `net`: its settings and where it has got to."""
 
-    def __init__(self, net, mini_batch_size, eta, lmbda=0.0, momentum=0.0, patience=None,
-                 eta_decay=None, engine="batched", augment=False):
-        check_options(mini_batch_size, eta, lmbda, momentum, patience, eta_decay, engine,
-                      augment)
+    def __init__(self, net, config=None, **settings):
+        """`config` a TrainConfig, or its fields by name (Run(net, mini_batch_size=10,
+        eta=3.0)); never both."""
+        if config is None:
+            config = TrainConfig(**settings)
+        elif settings or not isinstance(config, TrainConfig):
+            raise TypeError("Run(net, config) takes one TrainConfig, or its fields by name")
         self.net = net
-        self.settings = {"mini_batch_size": int(mini_batch_size), "eta": float(eta),
-                         "lmbda": float(lmbda), "momentum": float(momentum),
-                         "patience": patience, "eta_decay": eta_decay, "engine": engine,
-                         "augment": bool(augment)}
+        self.config = config
         self.epoch = 0          # epochs finished
-        self.eta = float(eta)   # the schedule halves it
+        self.eta = config.eta   # the schedule halves it
         self.since = 0          # epochs since the best validation accuracy
         self.best = None        # (record, weights, biases) of the best validation epoch
         self.history = []
@@ -131,7 +103,8 @@ class Run:
         self.last = None        # the last epoch's parameters while the best ones are in use
         xp = net.xp
         self.velocities = ([(xp.zeros_like(w), xp.zeros_like(b))
-                            for w, b in zip(net.weights, net.biases)] if momentum else None)
+                            for w, b in zip(net.weights, net.biases)] if config.momentum
+                           else None)
 
     def snapshot(self):
         """What an epoch changes, to go back to if it is cut short."""
@@ -164,11 +137,9 @@ class Run:
 def run_epoch(run, rows, labels, progress=None, stop=None):
     """One SGD pass over device data in a fresh order from the network's
     generator; False if `stop()` said to stop before the pass was done."""
-    net, s = run.net, run.settings
-    xp, n, m = net.xp, rows.shape[0], s["mini_batch_size"]
-    begin, step, end = engines.stepper(net, rows, labels, m, run.eta, s["lmbda"],
-                                       s["momentum"], s["engine"], run.velocities,
-                                       s["augment"])
+    net = run.net
+    xp, n, m = net.xp, rows.shape[0], run.config.mini_batch_size
+    begin, step, end = engines.stepper(net, rows, labels, run.config, run.eta, run.velocities)
     order = xp.asarray(net.rng.permutation(n))
     batches = range(0, n, m)
     if progress is not None:
@@ -188,7 +159,7 @@ def record_epoch(run, sets, n, seconds, started):
     """The epoch's record: eta, seconds, and cost (L2 included) and accuracy
     on each monitored set, as training_*, validation_* and test_*."""
     record = {"epoch": run.epoch, "eta": run.eta, "seconds": seconds}
-    penalty = l2_term(run.net, run.settings["lmbda"], n)
+    penalty = l2_term(run.net, run.config.lmbda, n)
     for name, (rows, labels) in sets.items():
         cost, correct = measure(run.net, rows, labels)
         total = rows.shape[0]
@@ -209,17 +180,17 @@ def schedule(run, record):
         run.since = 0
         return
     run.since += 1
-    s = run.settings
-    if s["patience"] is not None and run.since >= s["patience"]:
-        if s["eta_decay"] is None:
+    c = run.config
+    if c.patience is not None and run.since >= c.patience:
+        if c.eta_decay is None:
             run.ended = "patience"
-        elif run.eta / 2 <= s["eta"] / s["eta_decay"]:
+        elif run.eta / 2 <= c.eta / c.eta_decay:
             run.ended = "schedule"
         else:
             run.eta, run.since = run.eta / 2, 0
 
 
-def fit(run, training_data, epochs, validation_data=None, test_data=None,
+def fit(run, training_data, epochs, *, validation_data=None, test_data=None,
         monitor_training=False, progress=None, on_epoch=None, stop=None):
     """Train `run` on until it has `epochs` epochs, early stopping ends it, or
     `stop()` says to (checked after every mini-batch); returns the run.
@@ -233,7 +204,7 @@ def fit(run, training_data, epochs, validation_data=None, test_data=None,
     """
     if not whole(epochs, 0):
         raise ValueError(f"epochs must be a whole number >= 0, got {epochs}")
-    if run.settings["patience"] is not None and validation_data is None:
+    if run.config.patience is not None and validation_data is None:
         raise ValueError("early stopping watches validation accuracy: give validation data")
     # `elapsed` goes on from where a resumed run stopped
     net = run.net
@@ -246,8 +217,8 @@ def fit(run, training_data, epochs, validation_data=None, test_data=None,
     sets.update((name, to_device(net, d, f"the {name} data")) for name, d in
                 (("validation", validation_data), ("test", test_data)) if d is not None)
     n = rows.shape[0]
-    if run.settings["mini_batch_size"] > n:
-        raise ValueError(f"mini_batch_size {run.settings['mini_batch_size']} is larger "
+    if run.config.mini_batch_size > n:
+        raise ValueError(f"mini_batch_size {run.config.mini_batch_size} is larger "
                          f"than the {n} training examples")
     while not run.finished(epochs):
         before = run.snapshot()
@@ -277,9 +248,8 @@ def fit(run, training_data, epochs, validation_data=None, test_data=None,
     return run
 
 
-def sgd(net, training_data, epochs, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
-        validation_data=None, test_data=None, monitor_training=False, patience=None,
-        eta_decay=None, engine="batched", progress=None, on_epoch=None, augment=False):
+def sgd(net, training_data, epochs, mini_batch_size, eta, *, validation_data=None,
+        test_data=None, monitor_training=False, progress=None, on_epoch=None, **settings):
     """Train `net` by mini-batch SGD and return one record per epoch.
 
     Each record has the epoch, eta, its training seconds, the wall seconds
@@ -292,12 +262,14 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, lmbda=0.0, momentum=0.
     by that factor.  With validation data, the network ends with the
     weights of its best validation epoch.  `progress(batches, epoch)` may
     wrap the mini-batch loop (a progress bar); `on_epoch(record)` is called
-    after each epoch.  `augment` distorts every mini-batch afresh (augment.py).
+    after each epoch.  `settings` are the rest of a TrainConfig by name: lmbda,
+    momentum, patience, eta_decay, engine, and `augment`, which distorts
+    every mini-batch afresh (augment.py).
     """
-    run = Run(net, mini_batch_size, eta, lmbda, momentum, patience, eta_decay, engine,
-              augment)
-    fit(run, training_data, epochs, validation_data, test_data, monitor_training, progress,
-        (lambda record, run: on_epoch(record)) if on_epoch else None)
+    run = Run(net, TrainConfig(mini_batch_size=mini_batch_size, eta=eta, **settings))
+    fit(run, training_data, epochs, validation_data=validation_data, test_data=test_data,
+        monitor_training=monitor_training, progress=progress,
+        on_epoch=(lambda record, run: on_epoch(record)) if on_epoch else None)
     return run.history
 
 

@@ -1,0 +1,117 @@
+"""A run's settings as one validated object: `TrainConfig`.
+
+The command line, the Python API (`net.sgd`, `training.Run`) and a resumed
+checkpoint all build one, and it travels whole: the trainer and the
+engines read its fields by name.  Every field is checked here, once, by
+one table (FIELDS), so a setting is never accepted by one door and refused
+by another; checkpoint states are checked by the same table
+(`problems`, which runstate.py calls), field by field.
+
+What is not here, and why: the number of epochs is `fit`'s (the one thing
+a resumed run may change), the seed is the network's (it drew the weights
+and owns the generator), and which sets to monitor is `fit`'s too.
+"""
+
+import dataclasses
+import math
+import numbers
+
+ENGINES = ("batched", "per-example")
+
+
+def whole(v, low):
+    """A whole number >= low: an int (or a float with no fraction), not a bool."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return False
+    return (isinstance(v, numbers.Integral) or math.isfinite(v) and float(v).is_integer()) \
+        and v >= low
+
+
+def number(v):
+    """A finite real number, not a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# field: (is it acceptable, what it must be)
+FIELDS = {
+    "mini_batch_size": (lambda v: whole(v, 1), "a whole number >= 1"),
+    "eta": (lambda v: number(v) and v > 0, "a positive number"),
+    "lmbda": (lambda v: number(v) and v >= 0, "a number >= 0"),
+    "momentum": (lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "patience": (lambda v: v is None or whole(v, 1), "null or a whole number >= 1"),
+    "eta_decay": (lambda v: v is None or number(v) and v > 1, "null or a number > 1"),
+    "engine": (lambda v: v in ENGINES, "one of " + ", ".join(ENGINES)),
+    "augment": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def show(value, width=40):
+    """A bad value as the user would write it, cut short."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def problems(settings, prefix=""):
+    """One line per missing or bad field of a settings dict (a checkpoint's),
+    each naming it with `prefix`; empty when TrainConfig(**settings) holds.
+    A missing `augment` is False: checkpoints from before --augment."""
+    found = []
+    for key, (ok, what) in FIELDS.items():
+        if key not in settings and key == "augment":
+            continue
+        if key not in settings:
+            found.append(f"{prefix}{key} is missing")
+        elif not ok(settings[key]):
+            found.append(f"{prefix}{key} must be {what}, got {show(settings[key])}")
+    if not found and settings["eta_decay"] is not None and settings["patience"] is None:
+        found.append(f"{prefix}eta_decay needs {prefix}patience: the schedule halves the "
+                     f"learning rate each time {prefix}patience runs out")
+    unknown = sorted(set(settings) - set(FIELDS))
+    if unknown:
+        found.append(f"{prefix}{unknown[0]} is not a setting of a run")
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How a run trains: mini-batch SGD with the book's options.
+
+    mini_batch_size (m) and eta as in chapter 1; lmbda, L2 over the n
+    training examples, and momentum mu (chapter 3); patience, epochs
+    without a better validation accuracy before stopping, and eta_decay,
+    which makes patience halve eta instead until it has fallen by that
+    factor; engine, "batched" or the book's "per-example"; augment,
+    distorting every mini-batch afresh (augment.py).
+    """
+
+    mini_batch_size: int
+    eta: float
+    lmbda: float = 0.0
+    momentum: float = 0.0
+    patience: int | None = None
+    eta_decay: float | None = None
+    engine: str = "batched"
+    augment: bool = False
+
+    def __post_init__(self):
+        found = problems(dataclasses.asdict(self))
+        if found:
+            raise ValueError(found[0])
+        # plain Python numbers, so the JSON of a checkpoint is the same
+        # whatever the caller passed (numpy scalars, 10.0 for 10)
+        for key, kind in (("mini_batch_size", int), ("eta", float), ("lmbda", float),
+                          ("momentum", float)):
+            object.__setattr__(self, key, kind(getattr(self, key)))
+        if self.patience is not None:
+            object.__setattr__(self, "patience", int(self.patience))
+        if self.eta_decay is not None:
+            object.__setattr__(self, "eta_decay", float(self.eta_decay))
+
+    def to_json(self):
+        """The settings as a JSON-ready dict (a checkpoint's `settings`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, settings):
+        """The config a checkpoint's `settings` describe (checked by `problems`)."""
+        return cls(**settings)
