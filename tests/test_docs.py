@@ -109,9 +109,10 @@ def commands(path):
         text = re.sub(r"\\\n", " ", text)  # continuation lines
         for offset, line in enumerate(text.splitlines()):
             found += [(start + offset, words, True) for words in split_line(line.lstrip("$ "))]
-    for number, line in enumerate(prose.splitlines(), 1):
-        for span in re.findall(r"`((?:python -m )?digitnet [^`]+)`", line):
-            found += [(number, words, False) for words in split_line(span)]
+    for match in re.finditer(r"`((?:python -m )?digitnet\s[^`]+)`", prose):  # may wrap
+        number = prose.count("\n", 0, match.start()) + 1
+        span = " ".join(match.group(1).split())
+        found += [(number, words, False) for words in split_line(span)]
     return found
 
 
@@ -122,6 +123,7 @@ def split_line(line):
     if code.lstrip().startswith("#"):
         return []
     words = shlex.split(code.replace("|", " ; ").replace("&&", " ; "), comments=True)
+    words = [w.strip("[]") or w for w in words]  # `digitnet download [--dataset D]`
     out, current = [], []
     for word in words + [";"]:
         if word in (";", "||"):
@@ -208,6 +210,8 @@ def test_the_command_check_sees_drift():
         == [["digitnet", "plot", "errors", "m.npz", "--out", "e.png", "--count", "--dataset"]]
     assert split_line("DIGITNET_DATA=d python -m digitnet info --json | head -3") \
         == [["digitnet", "info", "--json"]]
+    assert split_line("digitnet download [--dataset all]") \
+        == [["digitnet", "download", "--dataset", "all"]]
 
 
 def test_readme_test_command_is_what_ci_runs():
