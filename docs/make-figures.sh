@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Remake the README's pictures in docs/: the chapter's [784, 30, 10] network
-# trained at three learning rates (30 epochs, seed 0), and the pictures of it.
+# Remake the pictures in docs/ (the README's and docs/pictures.md's): the
+# chapter's [784, 30, 10] network trained at three learning rates (30 epochs,
+# seed 0), and the pictures of it.
 # Needs the plot and image extras and the data (DIGITNET_DATA); ~1 min on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
