@@ -128,12 +128,6 @@ def test_the_array_methods_the_package_uses_exist(cupy):
     assert not missing
 
 
-def test_take_rows_kwargs_suit_cupys_take(cupy):
-    """The one call whose keywords are computed: CuPy's take has no mode=."""
-    kwargs = backend.take_rows_kwargs(cupy)
-    inspect.signature(cupy.take).bind(None, None, out=None, **kwargs)
-
-
 def test_the_gpu_extras_install_a_cupy_that_has_every_name_and_builds_kernels():
     """CuPy 13 lacks cupy.astype and cupy.concat (backend.bytes_to_float,
     augment.py), and CuPy 14 builds every kernel with NVRTC and the CUDA

@@ -197,15 +197,6 @@ def describe(xp):
     return xp.__name__
 
 
-def take_rows_kwargs(xp):
-    """Keyword arguments for the fastest in-place row gather ``xp.take(a, idx, out=)``.
-
-    NumPy buffers `take` unless told the indices are in range (mode="clip");
-    ours always are, being a permutation of the rows.  CuPy has no `mode`.
-    """
-    return {"axis": 0, "mode": "clip"} if xp is np else {"axis": 0}
-
-
 def windows(xp, x, k, out_h, out_w):
     """The k x k windows of feature maps x (C, H, W, m) as one view
     (C, k, k, out_h, out_w, m), or None where the namespace has no strides

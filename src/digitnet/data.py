@@ -39,7 +39,7 @@ class Dataset:
 
     `images` may instead be uint8 (0 to 255, read as k/255): `expand` keeps
     its 250,000 images that way, a quarter of the memory, and the trainer
-    turns each mini-batch into floats as it goes (training.to_float).
+    turns each mini-batch into floats as it goes (backend.bytes_to_float).
 
     Slicing gives a Dataset again (`training[:1000]`, as readers of the book
     do); an integer index gives one (image column, label) pair.

@@ -287,12 +287,6 @@ def resample_matrix(n_in, n_out):
     return w / w.sum(axis=1, keepdims=True)
 
 
-def ink(grey, specks=True, shading=True):
-    """White-on-black ink in [0, 1] from any picture, whatever its
-    background, lighting and noise: see ink.find, which does the work."""
-    return _find(grey, specks, shading)[0]
-
-
 def _find(grey, specks, shading):
     try:
         return _ink.find(grey, specks=specks, shading=shading)
