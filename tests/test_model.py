@@ -19,7 +19,7 @@ def batch(xp, n_in, n_out, m, seed=1):
 
 
 def summed_cost(model, x, y, masks):
-    return COSTS[model.cost_name][0](model.xp, model.forward(x, masks)[-1][0], y)
+    return COSTS[model.cost_name].fn(model.xp, model.forward(x, masks)[-1][0], y)
 
 
 def numeric_gradient_error(model, x, y, masks, per_array=12, eps=1e-6):

@@ -184,8 +184,8 @@ def test_a_checkpoint_restores_every_field_of_the_run(sets, monkeypatch, tmp_pat
     assert (got.epoch, got.eta, got.since, got.ended) == (8, 0.25, 1, None)
     assert got.config == part.config and got.net.seed == part.net.seed == 3
     assert json.dumps(got.history) == json.dumps(part.history)
-    assert got.best[0] == part.history[4] and got.best[0]["epoch"] == 5
-    assert_same(host(got.best[1] + got.best[2]), script.weights[5])
+    assert got.best.record == part.history[4] and got.best.record["epoch"] == 5
+    assert_same(host(got.best.weights + got.best.biases), script.weights[5])
     assert_same(host(got.net.weights + got.net.biases), script.weights[8])  # the last, not the best
     assert_same(velocities(got), velocities(part))
     assert got.net.rng.bit_generator.state == part.net.rng.bit_generator.state

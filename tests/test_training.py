@@ -227,7 +227,7 @@ def test_a_stopped_run_goes_back_to_its_last_epoch_and_resumes_exactly(tmp_path)
     timeless = lambda history: [{k: v for k, v in r.items() if k not in ("seconds", "elapsed")}
                                 for r in history]
     assert timeless(resumed.history) == timeless(whole_run.history)
-    assert resumed.best[0]["epoch"] < 4  # so the last epoch's weights are compared too
+    assert resumed.best.record["epoch"] < 4  # so the last epoch's weights are compared too
     for got, want in ((resumed.net.weights + resumed.net.biases, whole.weights + whole.biases),
                       (resumed.last[0] + resumed.last[1], whole_run.last[0] + whole_run.last[1])):
         for a, b in zip(host(got), host(want)):

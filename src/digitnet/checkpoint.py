@@ -18,14 +18,14 @@ import json
 
 import numpy as np
 
-from . import backend, modelfile, npzfile, runstate
+from . import modelfile, npzfile, runstate
 from .files import write_atomic
 from .model import Model
 from .modelfile import (FORMAT, MODEL_FORMAT, RUN_FORMAT, VERSION, CheckpointError,  # noqa: F401
                         marker, network_arrays, open_archive, parameters, read, save, text)
 from .config import TrainConfig
 from .network import Network
-from .training import Run
+from .training import ARRAY_LISTS, Run
 
 KINDS = {"network": Network, "model": Model}
 
@@ -36,22 +36,16 @@ def load(path, device="auto", fits=None):
 
 
 def save_run(run, path, extra=None):
-    """Write everything needed to go on with `run` to `path`, atomically;
-    `extra` is the caller's own JSON-ready settings (the command line's)."""
-    net = run.net
-    arrays = network_arrays(net, *(run.last or (None, None)))
+    """Write everything needed to go on with `run` (its state_dict) to `path`,
+    atomically; `extra` is the caller's own JSON-ready settings (the command
+    line's)."""
+    state = run.state_dict()
+    arrays = network_arrays(run.net, state.pop("weights"), state.pop("biases"))
     arrays["format"] = np.array(RUN_FORMAT)
-    for i, (vw, vb) in enumerate(run.velocities or ()):
-        arrays[f"velocity_w_{i}"] = backend.to_numpy(vw)
-        arrays[f"velocity_b_{i}"] = backend.to_numpy(vb)
-    if run.best is not None:
-        for i, (w, b) in enumerate(zip(run.best[1], run.best[2])):
-            arrays[f"best_weights_{i}"] = backend.to_numpy(w)
-            arrays[f"best_biases_{i}"] = backend.to_numpy(b)
-    state = {"epoch": run.epoch, "eta": run.eta, "since": run.since, "ended": run.ended,
-             "rng": net.rng.bit_generator.state, "history": run.history,
-             "best": run.best[0] if run.best else None, "settings": run.config.to_json(),
-             "seed": net.seed, "extra": extra or {}}
+    for name in ARRAY_LISTS:
+        for i, a in enumerate(state.pop(name) or ()):
+            arrays[f"{name}_{i}"] = a
+    state["extra"] = extra or {}
     arrays["state"] = np.array(json.dumps(state))
     write_atomic(path, lambda f: np.savez(f, **arrays))
 
@@ -75,22 +69,18 @@ def load_run(path, device="auto"):
         if problems:
             raise CheckpointError(*(f"{path}: {p}" for p in problems))
         run = Run(net, TrainConfig.from_json(state["settings"]))
-        run.epoch, run.eta, run.since = state["epoch"], float(state["eta"]), state["since"]
-        run.ended, run.history = state["ended"], list(state["history"])
-        net.seed = state["seed"]
-        net.rng.bit_generator.state = state["rng"]
+        state.update(weights=net.weights, biases=net.biases)  # read and checked above
         try:
-            if run.velocities is not None:
-                vw, vb = parameters(arrays, shapes, "velocity_w", "velocity_b")
-                run.velocities = [(net.asarray(w), net.asarray(b)) for w, b in zip(vw, vb)]
-            if state["best"] is not None:
-                bw, bb = parameters(arrays, shapes, "best_weights", "best_biases")
-                run.best = (state["best"], [net.asarray(w) for w in bw],
-                            [net.asarray(b) for b in bb])
+            for w_name, b_name, present in (
+                    ("velocity_w", "velocity_b", run.velocities is not None),
+                    ("best_weights", "best_biases", state["best"] is not None)):
+                state[w_name], state[b_name] = (parameters(arrays, shapes, w_name, b_name)
+                                                if present else (None, None))
         except KeyError as exc:
             raise CheckpointError(f"{path}: missing array {exc}") from None
         except (ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         except npzfile.READ_ERRORS:
             raise CheckpointError(f"{path}: damaged, not a readable .npz file") from None
+    run.load_state_dict(state)
     return run, state["extra"]

@@ -120,8 +120,8 @@ class Model(Classifier):
         cost = cost or ("log-likelihood" if output == "softmax" else "quadratic")
         if cost not in COSTS:
             raise ValueError(f"unknown cost {cost!r}: choose from {', '.join(COSTS)}")
-        if COSTS[cost][2] != output:
-            raise ValueError(f"the {cost} cost needs a {COSTS[cost][2]} output layer "
+        if COSTS[cost].output != output:
+            raise ValueError(f"the {cost} cost needs a {COSTS[cost].output} output layer "
                              f"({'softmax:N' if output == 'sigmoid' else 'fc:N'}), not {output}")
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}: choose from {', '.join(INITS)}")
@@ -248,8 +248,7 @@ class Model(Classifier):
         xp = self.xp
         x, y = self.asarray(x), self.asarray(y)
         trace = self.forward(x, masks)
-        output_delta = COSTS[self.cost_name][1]
-        delta = output_delta(xp, trace[-1][0], y, self.layers[-1].back)
+        delta = COSTS[self.cost_name].delta(xp, trace[-1][0], y, self.layers[-1].back)
         nabla_b, nabla_w = [None] * len(self.biases), [None] * len(self.weights)
         for i in range(len(self.layers) - 1, -1, -1):
             grads, d_in = self.layers[i].backward(xp, self.wb(i)[0], trace[i][1], delta,
@@ -267,4 +266,4 @@ class Model(Classifier):
     def cost(self, x, y):
         """The cost averaged over the columns of the (n_in, m) batch, no L2 term."""
         out = self.feedforward(x)
-        return COSTS[self.cost_name][0](self.xp, out, self.asarray(y)) / out.shape[-1]
+        return COSTS[self.cost_name].fn(self.xp, out, self.asarray(y)) / out.shape[-1]

@@ -11,6 +11,7 @@ refuses to go on with NaN or infinite weights.
 
 import math
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def measure(net, rows, labels, chunk=None):
     """(summed cost without L2, number correct) over device data, chunked."""
     xp = net.xp
     eye = xp.eye(net.n_out, dtype=net.dtype)
-    fn = COSTS[net.cost_name][0]
+    fn = COSTS[net.cost_name].fn
     cost, correct, n, chunk = 0.0, 0, rows.shape[0], chunk or net.eval_chunk
     for k in range(0, n, chunk):
         end = min(k + chunk, n)  # the Array API leaves out-of-range stops undefined
@@ -82,6 +83,17 @@ def copies(xp, arrays):
     return [backend.copy(xp, a) for a in arrays]
 
 
+class Best(NamedTuple):
+    """The best validation epoch so far: its record and its parameters."""
+    record: dict
+    weights: list
+    biases: list
+
+
+# The lists of arrays in a Run's state_dict, each as long as the weights.
+ARRAY_LISTS = ("velocity_w", "velocity_b", "best_weights", "best_biases")
+
+
 class Run:
     """One training run of `net`: its settings and where it has got to."""
 
@@ -97,7 +109,7 @@ class Run:
         self.epoch = 0          # epochs finished
         self.eta = config.eta   # the schedule halves it
         self.since = 0          # epochs since the best validation accuracy
-        self.best = None        # (record, weights, biases) of the best validation epoch
+        self.best = None        # Best: the best validation epoch's record and parameters
         self.history = []
         self.ended = None       # "patience", "schedule", "interrupted" or "diverged"
         self.last = None        # the last epoch's parameters while the best ones are in use
@@ -127,11 +139,47 @@ class Run:
             xp = self.net.xp
             if self.last is None:
                 self.last = (self.net.weights[:], self.net.biases[:])
-            self.net.weights[:] = copies(xp, self.best[1])
-            self.net.biases[:] = copies(xp, self.best[2])
+            self.net.weights[:] = copies(xp, self.best.weights)
+            self.net.biases[:] = copies(xp, self.best.biases)
 
     def finished(self, epochs):
         return self.ended is not None or self.epoch >= epochs
+
+    def state_dict(self):
+        """Everything needed to go on with this run, as JSON-ready values and
+        lists of host arrays (PyTorch's and nanoGPT's convention): the last
+        epoch's parameters, the momentum velocities and the best epoch's
+        (None where there are none), the position in the schedule, the
+        generator and the history.  checkpoint.py writes it knowing arrays
+        and JSON, not a Run."""
+        host = lambda arrays: [backend.to_numpy(a) for a in arrays]  # noqa: E731
+        weights, biases = self.last or (self.net.weights, self.net.biases)
+        pairs = self.velocities
+        return {"epoch": self.epoch, "eta": self.eta, "since": self.since,
+                "ended": self.ended, "rng": self.net.rng.bit_generator.state,
+                "history": self.history, "best": self.best.record if self.best else None,
+                "settings": self.config.to_json(), "seed": self.net.seed,
+                "weights": host(weights), "biases": host(biases),
+                "velocity_w": host(w for w, _ in pairs) if pairs else None,
+                "velocity_b": host(b for _, b in pairs) if pairs else None,
+                "best_weights": host(self.best.weights) if self.best else None,
+                "best_biases": host(self.best.biases) if self.best else None}
+
+    def load_state_dict(self, state):
+        """Go on from a state_dict() (checked first: runstate.problems); the
+        settings are the config this Run was made with."""
+        net = self.net
+        self.epoch, self.eta, self.since = state["epoch"], float(state["eta"]), state["since"]
+        self.ended, self.history = state["ended"], list(state["history"])
+        net.seed = state["seed"]
+        net.rng.bit_generator.state = state["rng"]
+        as_net = lambda arrays: [net.asarray(a) for a in arrays]  # noqa: E731
+        net.weights[:], net.biases[:] = as_net(state["weights"]), as_net(state["biases"])
+        self.last = None
+        if self.velocities is not None:
+            self.velocities = list(zip(as_net(state["velocity_w"]), as_net(state["velocity_b"])))
+        self.best = None if state["best"] is None else Best(
+            state["best"], as_net(state["best_weights"]), as_net(state["best_biases"]))
 
 
 def run_epoch(run, rows, labels, progress=None, stop=None):
@@ -174,9 +222,9 @@ def schedule(run, record):
     if "validation_accuracy" not in record:
         return
     best = run.best
-    if best is None or record["validation_accuracy"] > best[0]["validation_accuracy"]:
+    if best is None or record["validation_accuracy"] > best.record["validation_accuracy"]:
         xp = run.net.xp
-        run.best = (record, copies(xp, run.net.weights), copies(xp, run.net.biases))
+        run.best = Best(record, copies(xp, run.net.weights), copies(xp, run.net.biases))
         run.since = 0
         return
     run.since += 1
