@@ -21,8 +21,20 @@ called: a network does not need the trainer to exist).
 """
 
 import functools
+from typing import NamedTuple
 
 from . import modelfile
+
+
+class DenseSpec(NamedTuple):
+    """A chain of fully connected layers, as the batched engine's fast path
+    (batched.py) trains it: what a network says of itself, never re-parsed
+    from its layer string."""
+    sizes: list         # neurons per layer, input first
+    activation: str     # the hidden layers' f
+    output: str         # "sigmoid" or "softmax"
+    cost: str           # a costs.COSTS name
+    dropout: float      # p for the inputs of the layers after a hidden one
 
 
 def one_or_many(feedforward):
@@ -56,6 +68,11 @@ class Classifier:
 
     def dropout_masks(self, m):
         """Fresh dropout masks for a mini-batch of m, or None without dropout."""
+        return None
+
+    def dense_spec(self):
+        """This network as a DenseSpec when it is a chain of fully connected
+        layers (the fast path can train it), else None."""
         return None
 
     @property

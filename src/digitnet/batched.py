@@ -32,6 +32,8 @@ layout's transposed weight view is neither C- nor F-contiguous, and CuPy
 would copy it before every GEMM.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import backend, kernels
@@ -45,23 +47,22 @@ def gemm(a, b, c):
     return (a, b, c) if c.flags.c_contiguous else (b.T, a.T, c.T)
 
 
-def spec_of(net):
-    """(sizes, hidden activation, output, cost, dropout) when the fast path
-    can train `net`, else None: a chain of fully connected layers."""
-    config = net.config()
-    if config["kind"] == "network":
-        return list(config["sizes"]), "sigmoid", "sigmoid", "quadratic", 0.0
-    items = config["layers"].split(",")
-    if not all(item.startswith(("fc:", "softmax:")) for item in items):
-        return None
-    sizes = [net.n_in] + [int(item.partition(":")[2]) for item in items]
-    return sizes, config["activation"], net.output, config["cost"], float(config["dropout"])
+class Plan(NamedTuple):
+    """Everything a step at one m needs, bound once (FastBatched._plan); a
+    tuple, so that a step unpacks it in one go."""
+    x: object        # the gathered inputs' float view (m, n_in)
+    raw: object      # their bytes, for uint8 rows, else None
+    y: object        # the one-hot targets (m, n_out)
+    draws: tuple     # (host, device) dropout draws, or (None, None)
+    forward: list    # per layer: (left, right, product, kernel, its arguments)
+    delta: tuple     # output_delta's arguments before and after (idx, y, k)
+    backward: list   # per layer, top first: (BP2 or None, left, right, product, update, args)
 
 
 class FastBatched:
     """Preallocated state for training one network on one device dataset.
 
-    `spec` is spec_of(net); `decay` is eta lmbda / n, and `velocities` the
+    `spec` is net.dense_spec(); `decay` is eta lmbda / n, and `velocities` the
     run's momentum buffers (pairs like the network's (w, b)).
     """
 
@@ -69,7 +70,8 @@ class FastBatched:
                  velocities=None):
         xp = self.xp = net.xp
         self.net = net
-        self.sizes, self.activation, self.output, self.cost, self.dropout = spec
+        self.sizes, self.activation, self.output = spec.sizes, spec.activation, spec.output
+        self.cost, self.dropout = spec.cost, spec.dropout
         sizes = self.sizes
         self.rows = rows
         self.bytes = rows.dtype == xp.uint8
@@ -189,7 +191,8 @@ class FastBatched:
             # output_delta's arguments around the step's idx and k
             delta = ((xp, self.cost == "quadratic", out, self.targets, self.labels),
                      (deltas[-1], zs[-1], one))
-            self.plans[m] = (x[:, :-1], raw, y, (host, device), forward, delta, backward[::-1])
+            self.plans[m] = Plan(x[:, :-1], raw, y, (host, device), forward, delta,
+                                 backward[::-1])
         return self.plans[m]
 
     # The kernels.py call, with its arguments, for each part of a layer:

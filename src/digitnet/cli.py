@@ -26,7 +26,7 @@ from .cliargs import (Parser, add_data_args, add_device_arg, dataset_for,
 from .costs import COSTS
 from .config import ENGINES, TrainConfig
 from .files import write_atomic
-from .model import INITS, Model, spec_from_sizes
+from .model import INITS, Architecture, Model, spec_from_sizes
 from .network import Network
 
 # The chapter-1 values every training flag falls back to.  Flags default to
@@ -153,12 +153,15 @@ def check_train_args(args, parser):
             parser.error("--layers: empty; give a spec such as fc:100,softmax:10")
         checks = [("--layers: ", dict(layers=args.layers))] if args.layers else []
         for flag, options in checks + [("", model_options(args))]:
-            try:  # a throwaway CPU model: mistakes show before any data loads
-                n_out = Model(**options, device="cpu").n_out
+            try:  # parsed and checked, no weights drawn: mistakes show before data loads
+                arch = Architecture.parse(**options)
             except ValueError as exc:
                 parser.error(f"{flag}{exc}")
-            except MemoryError:
-                parser.error("the network is too large to fit in memory")
+            n_out = arch.n_out
+            numbers = sum(math.prod(w) + b[0] for w, b in arch.param_shapes())
+            if numbers * (4 if args.dtype == "float32" else 8) > physical_memory():
+                parser.error(f"the network is too large to fit in memory ({numbers:,} "
+                             "weights and biases)")
             if n_out != data.N_CLASSES:
                 parser.error(f"--layers: the output layer must have {data.N_CLASSES} "
                              "neurons (one per class)")
@@ -173,6 +176,14 @@ FLAGS = {"mini_batch_size": "--batch-size", "eta_decay": "--eta-decay", "eta": "
 def as_flags(message):
     """A TrainConfig error in the command line's words (eta_decay -> --eta-decay)."""
     return re.sub(r"\b(" + "|".join(FLAGS) + r")\b", lambda m: FLAGS[m.group(1)], message)
+
+
+def physical_memory():
+    """Bytes of memory this machine has (inf where the system will not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return math.inf
 
 
 def model_options(args):

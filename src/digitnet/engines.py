@@ -19,7 +19,7 @@ batched.py, whose arithmetic is the same in another order.
 import math
 
 from . import augment, backend
-from .batched import FastBatched, spec_of
+from .batched import FastBatched
 
 from .config import ENGINES  # noqa: F401  (their names live with the settings that choose one)
 
@@ -91,7 +91,7 @@ def stepper(net, rows, labels, config, eta, velocities=None):
     """
     xp, n = net.xp, rows.shape[0]
     m, momentum, engine = config.mini_batch_size, config.momentum, config.engine
-    spec = spec_of(net)
+    spec = net.dense_spec()
     side = math.isqrt(net.n_in)
     if config.augment and side * side != net.n_in:
         raise ValueError(f"augmentation needs square pictures, and the network takes "

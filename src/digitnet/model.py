@@ -11,11 +11,14 @@ and every command work with either; with its defaults,
 same starting weights, and the same weights after training.
 """
 
+import dataclasses
+from typing import NamedTuple
+
 import numpy as np
 
 from . import backend
 from .activations import ACTIVATIONS
-from .base import Classifier, one_or_many
+from .base import Classifier, DenseSpec, one_or_many
 from .costs import COSTS
 from .layers import Conv, FullyConnected, MaxPool
 
@@ -23,8 +26,18 @@ INITS = ("large", "scaled")
 INPUT_SHAPE = (1, 28, 28)
 
 
+class LayerSpec(NamedTuple):
+    """One item of a layer spec, parsed: ("conv", (20, 5)) is conv:20x5x5."""
+    kind: str       # "conv", "pool", "fc" or "softmax"
+    numbers: tuple  # (filters, kernel side) for conv, else (n,)
+
+    def __str__(self):
+        n = self.numbers
+        return f"conv:{n[0]}x{n[1]}x{n[1]}" if self.kind == "conv" else f"{self.kind}:{n[0]}"
+
+
 def parse_layers(spec):
-    """[(kind, numbers)] from "conv:20x5x5,pool:2,fc:100,softmax:10", or a
+    """[LayerSpec] from "conv:20x5x5,pool:2,fc:100,softmax:10", or a
     ValueError that names the bad item."""
     items = []
     for item in str(spec).replace(" ", "").split(","):
@@ -41,7 +54,7 @@ def parse_layers(spec):
             raise ValueError(f"layer {item!r}: expected {form} with positive whole numbers")
         if kind == "conv" and len(numbers) == 3 and numbers[1] != numbers[2]:
             raise ValueError(f"layer {item!r}: kernels are square, got {numbers[1]}x{numbers[2]}")
-        items.append((kind, numbers[:2]))
+        items.append(LayerSpec(kind, numbers[:2]))
     if not items or items[-1][0] not in ("fc", "softmax"):
         raise ValueError(f"layers {spec!r}: the last layer must be fc:N or softmax:N")
     if any(kind == "softmax" for kind, _ in items[:-1]):
@@ -87,11 +100,74 @@ def build_layers(items, activation, input_shape):
     return layers
 
 
-def param_shapes(layers, input_shape=INPUT_SHAPE):
-    """[(w shape, b shape)] of a spec, without building any array."""
-    return [(layer.w_shape, (layer.w_shape[0], 1))
-            for layer in build_layers(parse_layers(layers), "sigmoid", check_shape(input_shape))
-            if layer.w_shape is not None]
+def dropped_layers(layers):
+    """Indices of the layers whose inputs dropout thins: fully connected
+    layers fed by a hidden layer (never the raw or pooled pixels)."""
+    return [i for i, layer in enumerate(layers)
+            if isinstance(layer, FullyConnected)
+            and any(prev.w_shape is not None for prev in layers[:i])]
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A Model's layers and options, parsed and checked once, before any
+    weight exists: what `Model(...)`, a file and the command line describe.
+    Cheap even for a spec that claims a billion neurons."""
+
+    layers: tuple       # LayerSpecs
+    cost: str
+    activation: str
+    init: str
+    dropout: float
+    input_shape: tuple
+
+    @classmethod
+    def parse(cls, layers, cost=None, activation="sigmoid", init="large", dropout=0.0,
+              input_shape=INPUT_SHAPE):
+        """The architecture these options describe, or a ValueError saying why
+        there is none.  Left out, the cost is the output's natural one:
+        quadratic for sigmoid, log-likelihood for softmax."""
+        items = tuple(parse_layers(layers))
+        output = "softmax" if items[-1].kind == "softmax" else "sigmoid"
+        cost = cost or ("log-likelihood" if output == "softmax" else "quadratic")
+        if cost not in COSTS:
+            raise ValueError(f"unknown cost {cost!r}: choose from {', '.join(COSTS)}")
+        if COSTS[cost].output != output:
+            raise ValueError(f"the {cost} cost needs a {COSTS[cost].output} output layer "
+                             f"({'softmax:N' if output == 'sigmoid' else 'fc:N'}), not {output}")
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}: choose from {', '.join(INITS)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}: choose from "
+                             f"{', '.join(ACTIVATIONS)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        arch = cls(items, cost, activation, init, dropout, check_shape(input_shape))
+        if dropout and not dropped_layers(arch.build()):
+            raise ValueError("dropout thins the inputs of fully connected layers after a "
+                             "hidden layer, and this network has none")
+        return arch
+
+    @property
+    def spec(self):
+        return ",".join(map(str, self.layers))
+
+    @property
+    def output(self):
+        return "softmax" if self.layers[-1].kind == "softmax" else "sigmoid"
+
+    @property
+    def n_out(self):
+        return self.layers[-1].numbers[0]
+
+    def build(self):
+        """The layer objects (layers.py), which hold no parameters."""
+        return build_layers(self.layers, self.activation, self.input_shape)
+
+    def param_shapes(self):
+        """[(w shape, b shape)] of the layers that have weights."""
+        return [(layer.w_shape, (layer.w_shape[0], 1)) for layer in self.build()
+                if layer.w_shape is not None]
 
 
 class Model(Classifier):
@@ -113,40 +189,23 @@ class Model(Classifier):
 
     def __init__(self, layers, cost=None, activation="sigmoid", init="large", dropout=0.0,
                  seed=0, device="auto", dtype="float32", input_shape=INPUT_SHAPE, classes=None):
-        items = parse_layers(layers)
-        self.spec = ",".join(f"conv:{n[0]}x{n[1]}x{n[1]}" if k == "conv" else f"{k}:{n[0]}"
-                             for k, n in items)
-        output = "softmax" if items[-1][0] == "softmax" else "sigmoid"
-        cost = cost or ("log-likelihood" if output == "softmax" else "quadratic")
-        if cost not in COSTS:
-            raise ValueError(f"unknown cost {cost!r}: choose from {', '.join(COSTS)}")
-        if COSTS[cost].output != output:
-            raise ValueError(f"the {cost} cost needs a {COSTS[cost].output} output layer "
-                             f"({'softmax:N' if output == 'sigmoid' else 'fc:N'}), not {output}")
-        if init not in INITS:
-            raise ValueError(f"unknown init {init!r}: choose from {', '.join(INITS)}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}: choose from "
-                             f"{', '.join(ACTIVATIONS)}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.cost_name, self.activation, self.init, self.dropout = cost, activation, init, dropout
-        self.output = output
+        arch = self.architecture = Architecture.parse(layers, cost, activation, init, dropout,
+                                                      input_shape)
+        self.spec, self.output = arch.spec, arch.output
+        self.cost_name, self.activation, self.init, self.dropout = (
+            arch.cost, arch.activation, arch.init, arch.dropout)
         self.xp = backend.namespace(device)
         self.dtype = backend.dtype_of(self.xp, dtype)
         self.dtype_name = str(dtype)
         self.seed, self.classes = seed, classes
         self.rng = np.random.default_rng(seed)
-        self.input_shape = check_shape(input_shape)
-        self.layers = build_layers(items, activation, self.input_shape)
+        self.input_shape = arch.input_shape
+        self.layers = arch.build()
         # param[i]: the index into weights/biases of layer i, or None (pooling)
         self.param = []
         for layer in self.layers:
             self.param.append(None if layer.w_shape is None else
                               sum(p is not None for p in self.param))
-        if dropout and not self.dropped():
-            raise ValueError("dropout thins the inputs of fully connected layers after a "
-                             "hidden layer, and this network has none")
         # Layer by layer, weights then biases, as Network draws them.
         self.weights, self.biases = [], []
         for layer in self.layers:
@@ -181,7 +240,9 @@ class Model(Classifier):
     @staticmethod
     def param_shapes(config):
         """[(w shape, b shape)] a config() declares, without any array."""
-        return param_shapes(config["layers"], config["input_shape"])
+        return Architecture.parse(config["layers"], config["cost"], config["activation"],
+                                  config["init"], config["dropout"],
+                                  config["input_shape"]).param_shapes()
 
     @staticmethod
     def n_in_of(config):
@@ -195,18 +256,21 @@ class Model(Classifier):
     def describe(self):
         return f"{self.spec} ({self.activation}, {self.cost_name}, {self.init} init)"
 
+    def dense_spec(self):
+        if not all(isinstance(layer, FullyConnected) for layer in self.layers):
+            return None
+        sizes = [self.n_in] + [layer.w_shape[0] for layer in self.layers]
+        return DenseSpec(sizes, self.activation, self.output, self.cost_name,
+                         float(self.dropout))
+
     def wb(self, i):
         """(w, b) of layer i, or (None, None) for a layer without parameters."""
         p = self.param[i]
         return (None, None) if p is None else (self.weights[p], self.biases[p])
 
     def dropped(self):
-        """Indices of the layers whose inputs dropout thins: fully connected
-        layers fed by a hidden layer (never the raw or pooled pixels)."""
-        return [i for i, layer in enumerate(self.layers)
-                if isinstance(layer, FullyConnected)
-                and any(prev.w_shape is not None for prev in self.layers[:i])
-                ] if self.dropout else []
+        """Indices of the layers whose inputs dropout thins (dropped_layers)."""
+        return dropped_layers(self.layers) if self.dropout else []
 
     def dropout_masks(self, m):
         """Fresh masks for one mini-batch: 0 for a dropped input, 1/(1-p) for

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import backend
 from .activations import sigmoid
-from .base import Classifier, one_or_many
+from .base import Classifier, DenseSpec, one_or_many
 
 
 def check_sizes(sizes):
@@ -88,6 +88,9 @@ class Network(Classifier):
 
     def describe(self):
         return str(self.sizes)
+
+    def dense_spec(self):
+        return DenseSpec(list(self.sizes), "sigmoid", "sigmoid", "quadratic", 0.0)
 
     @one_or_many
     def feedforward(self, a):
