@@ -23,7 +23,9 @@ called: a network does not need the trainer to exist).
 import functools
 from typing import NamedTuple
 
-from . import modelfile
+import numpy as np
+
+from . import backend, modelfile
 
 
 class DenseSpec(NamedTuple):
@@ -80,6 +82,15 @@ class Classifier:
         """Examples per evaluation chunk (training.measure): dense nets like
         big ones."""
         return 1000
+
+    def outputs(self, images):
+        """The outputs for the (n_in, n) images as a host (n, n_out) array,
+        computed in chunks of eval_chunk on the network's device (serve's
+        test set, the plots' predictions)."""
+        chunk = self.eval_chunk
+        parts = [backend.to_numpy(self.feedforward(images[:, k:k + chunk])).T
+                 for k in range(0, images.shape[1], chunk)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.n_out))
 
     # Files: documented .npz, never pickles (modelfile.py).
 

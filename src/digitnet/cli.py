@@ -199,7 +199,7 @@ def new_run(args, xp, classes):
         net = Model(**model_options(args), seed=args.seed, device=xp, dtype=args.dtype)
     else:
         net = Network(args.sizes, seed=args.seed, device=xp, dtype=args.dtype)
-    if classes != data.CLASSES["mnist"]:
+    if data.dataset_of(classes) != "mnist":
         net.classes = list(classes)
     return training.Run(net, args.config)
 

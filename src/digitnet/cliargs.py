@@ -60,8 +60,7 @@ def dataset_for(net, asked):
     """The dataset a saved network reads (from its class names), or a
     DataError when --dataset asks for another: its accuracy there would be
     a silent wrong answer."""
-    classes = tuple(net.classes) if net.classes is not None else data.CLASSES["mnist"]
-    own = next((d for d, c in data.CLASSES.items() if c == classes), None)
+    own = data.dataset_of(net.classes)
     if asked and own and asked != own:
         raise data.DataError(f"the model's classes are {own}'s, not {asked}'s "
                              "(leave out --dataset)")

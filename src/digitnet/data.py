@@ -22,12 +22,21 @@ CLASSES = {
 }
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 ROWS = COLS = 28
+
+
 N_PIXELS = ROWS * COLS      # a network's inputs
 N_CLASSES = 10              # and outputs, for both datasets
 N_TRAIN = 50_000
 SPLIT_NEEDS = {"train": f"the book's split needs more than {N_TRAIN:,} (the first {N_TRAIN:,} "
                         "train, the rest validate)",
                "t10k": "the test set needs at least one"}
+
+
+def dataset_of(classes):
+    """The dataset whose class names these are ("mnist" for None, the
+    digits), or None for names of neither."""
+    classes = CLASSES["mnist"] if classes is None else tuple(str(c) for c in classes)
+    return next((name for name, names in CLASSES.items() if names == classes), None)
 
 
 class DataError(ValueError):

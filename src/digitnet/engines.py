@@ -21,7 +21,6 @@ import math
 from . import augment, backend
 from .batched import FastBatched
 
-from .config import ENGINES  # noqa: F401  (their names live with the settings that choose one)
 
 
 def one_hot(xp, labels, eye):

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import backend
 from . import ink as _ink
-from .data import CLASSES, ROWS
+from .data import CLASSES, ROWS, dataset_of
 from .extras import require
 
 SIDE = ROWS
@@ -393,7 +393,7 @@ def class_names(net, dataset="mnist"):
 
 
 def recipe_for(classes):
-    return "fashion" if tuple(classes) == CLASSES["fashion-mnist"] else "digits"
+    return "fashion" if dataset_of(classes) == "fashion-mnist" else "digits"
 
 
 def predict(net, paths, dataset="mnist", with_input=False):

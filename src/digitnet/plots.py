@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from .data import CLASSES, COLS, ROWS
+from .data import COLS, ROWS, dataset_of
 from .extras import require
 from .files import write_atomic
 
@@ -112,11 +112,9 @@ def learning_curves(runs, labels=None, path=None):
     return _done(fig, path)
 
 
-def predictions(net, dataset, batch=1000):
-    """The network's class for every example, computed in batches on its device."""
-    out = [np.argmax(backend.to_numpy(net.feedforward(dataset.images[:, i:i + batch])), axis=0)
-           for i in range(0, len(dataset), batch)]
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+def predictions(net, dataset):
+    """The network's class for every example (net.outputs, chunked on its device)."""
+    return np.argmax(net.outputs(dataset.images), axis=1)
 
 
 def _names(net, dataset):
@@ -226,6 +224,6 @@ def samples(dataset, n=40, cols=10, path=None, title=None):
     images = dataset.images[:, :n].T.reshape(-1, ROWS, COLS)
     titles = [dataset.classes[label] for label in dataset.labels[:n]]
     if title is None:
-        name = "Fashion-MNIST" if tuple(dataset.classes) == CLASSES["fashion-mnist"] else "MNIST"
+        name = "Fashion-MNIST" if dataset_of(dataset.classes) == "fashion-mnist" else "MNIST"
         title = f"{name}: the first {n} examples"
     return _done(_image_grid(images, titles, cols, title=title, scale=1.2), path)

@@ -47,7 +47,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from . import backend, connections, data, imaging, training
+from . import backend, connections, data, imaging
 from .bodies import MAGIC, picture, pixels
 from .connections import HTTPError
 
@@ -154,10 +154,7 @@ class App:
         except (data.DataError, OSError) as exc:
             return (f"no {self.dataset} test set ({str(exc).splitlines()[0]}); "
                     f"`digitnet download --dataset {self.dataset}` fetches it")
-        chunk, outputs = self.net.eval_chunk, []
-        for k in range(0, len(test), chunk):
-            outputs.append(backend.to_numpy(self.net.feedforward(test.images[:, k:k + chunk])).T)
-        outputs = np.concatenate(outputs).astype(np.float64)
+        outputs = self.net.outputs(test.images).astype(np.float64)
         return test, outputs, np.argmax(outputs, axis=1)
 
     def describe(self):
