@@ -9,9 +9,18 @@ import digitnet
 PACKAGE = Path(digitnet.__file__).parent
 # The core: what trains and saves networks.  Everything else (cli*, plots,
 # imaging, info, perceptron, extras) may import it, never the other way.
-CORE = {"activations", "backend", "base", "batched", "checkpoint", "costs", "data", "download",
-        "engines", "files", "layers", "model", "modelfile", "network", "npzfile", "runstate",
-        "training"}
+CORE = {"activations", "augment", "backend", "base", "batched", "checkpoint", "config", "costs",
+        "data", "download", "engines", "files", "kernels", "layers", "model", "modelfile",
+        "network", "npzfile", "runstate", "training"}
+# Dependencies point one way: models <- engines <- trainer <- commands and serve.
+# At module level a layer imports nothing from the layers after it (a model's
+# `sgd` may import the trainer when called: that is the book's word, not a
+# dependency of the model).
+LAYERS = [("models", {"base", "network", "model", "modelfile", "layers", "activations", "costs"}),
+          ("engines", {"engines", "batched", "kernels", "augment"}),
+          ("trainer", {"training", "checkpoint", "runstate", "config"}),
+          ("commands and serve", {"cli", "cli_runs", "cli_show", "cli_serve", "cliargs", "serve",
+                                  "bodies", "connections", "plots", "imaging", "info"})]
 OUTSIDE = {"argparse", "matplotlib", "PIL", "http", "socketserver", "tqdm"}
 SHOW = {"cli", "cli_show", "cliargs", "plots", "imaging", "info", "perceptron", "extras"}
 
@@ -76,6 +85,32 @@ def test_the_core_imports_no_cli_plotting_imaging_or_web_code():
         ours, theirs = g[module]
         assert not ours & (SHOW | {"__init__"}), (module, ours & SHOW)
         assert not theirs & OUTSIDE, (module, theirs & OUTSIDE)
+
+
+def top_level_imports(path):
+    """The package modules `path` imports at module level (not in functions)."""
+    ours = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.level:
+            ours.update([node.module.split(".")[0]] if node.module
+                        else [alias.name for alias in node.names])
+    return ours
+
+
+def layering_problems(imports):
+    """(module, the later layer it imports) for each import against the flow."""
+    rank = {m: i for i, (_, modules) in enumerate(LAYERS) for m in modules}
+    return [(module, LAYERS[rank[other]][0]) for module, ours in sorted(imports.items())
+            if module in rank for other in sorted(ours) if rank.get(other, -1) > rank[module]]
+
+
+def test_dependencies_point_one_way():
+    imports = {p.stem: top_level_imports(p) for p in PACKAGE.glob("*.py")}
+    assert set().union(*(m for _, m in LAYERS)) <= set(imports)
+    assert layering_problems(imports) == []
+    # and the check sees a model importing the trainer, or an engine a command
+    assert layering_problems({"network": {"training"}, "batched": {"cli"}}) == [
+        ("batched", "commands and serve"), ("network", "trainer")]
 
 
 def test_the_checks_themselves_can_fail():
