@@ -206,6 +206,10 @@ MUTANTS = [
     ("serve-json-nesting-unlimited", "bodies.py", "    if nesting(body) > MAX_NESTING:", "    if False:"),
     ("imaging-side-unlimited", "imaging.py", "    if max(width, height) > MAX_SIDE:", "    if False:"),
     ("imaging-megapixels-unlimited", "imaging.py", "    if width * height > MAX_PIXELS:", "    if False:"),
+    ("not-learning-threshold-low", "training.py", 'last[f"{name}_accuracy"] > 1.5 / n_out',
+     'last[f"{name}_accuracy"] > 0.5 / n_out'),
+    ("not-learning-ignores-the-cost", "training.py", 'return last[f"{name}_cost"] >= 0.99 * before[f"{name}_cost"]',
+     "return True"),
     ("download-sweeps-live-files", "download.py", "time.time() - path.stat().st_mtime > STALE_SECONDS",
      "time.time() - path.stat().st_mtime > -1"),
 ]
