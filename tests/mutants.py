@@ -48,6 +48,7 @@ TESTS_FOR = {
     "ink.py": ["test_ink.py", "test_imaging.py"],
     "imaging.py": ["test_imaging.py", "test_ink.py", "test_serve.py"],
     "serve.py": ["test_serve.py"],
+    "signals.py": ["test_runs.py", "test_serve.py"],
     "base.py": ["test_interface.py", "test_network.py", "test_model.py"],
     "modelfile.py": ["test_interface.py", "test_checkpoint.py", "test_faults.py", "test_schedule.py"],
     "config.py": ["test_network.py", "test_model.py", "test_faults.py", "test_cli.py"],
@@ -210,6 +211,8 @@ MUTANTS = [
      'last[f"{name}_accuracy"] > 0.5 / n_out'),
     ("not-learning-ignores-the-cost", "training.py", 'return last[f"{name}_cost"] >= 0.99 * before[f"{name}_cost"]',
      "return True"),
+    ("signals-never-caught", "signals.py", "    previous = {s: signal.signal(s, handler) for s in STOPPING}",
+     "    previous = {s: signal.getsignal(s) for s in STOPPING}"),
     ("download-sweeps-live-files", "download.py", "time.time() - path.stat().st_mtime > STALE_SECONDS",
      "time.time() - path.stat().st_mtime > -1"),
 ]

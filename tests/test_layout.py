@@ -20,6 +20,7 @@ LAYERS = [("models", {"base", "network", "model", "modelfile", "layers", "activa
           ("engines", {"engines", "batched", "kernels", "augment"}),
           ("trainer", {"training", "checkpoint", "runstate", "config"}),
           ("commands and serve", {"cli", "cli_runs", "cli_show", "cli_serve", "cliargs", "serve",
+                                  "signals",
                                   "bodies", "connections", "plots", "imaging", "info"})]
 OUTSIDE = {"argparse", "matplotlib", "PIL", "http", "socketserver", "tqdm"}
 SHOW = {"cli", "cli_show", "cliargs", "plots", "imaging", "info", "perceptron", "extras"}

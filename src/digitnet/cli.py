@@ -18,7 +18,8 @@ import re
 import signal
 import sys
 
-from . import backend, checkpoint, cli_runs, cli_serve, cli_show, data, download, training
+from . import (backend, checkpoint, cli_runs, cli_serve, cli_show, data, download, signals,
+               training)
 from .activations import ACTIVATIONS
 from .cliargs import (Parser, add_data_args, add_device_arg, dataset_for,
                       fraction, int_at_least, load_network, non_negative_float,
@@ -289,16 +290,15 @@ def train(args, run, training_set, validation, test):
                   f"the cost is not falling: the network is not learning; eta {run.eta:g} "
                   "may be too large", file=sys.stderr, flush=True)
 
-    stop = cli_runs.Stop()  # only now: while data loads, Ctrl-C and SIGTERM act at once
-    try:
-        training.fit(run, training_set, args.epochs, validation_data=validation,
-                     test_data=test, monitor_training=args.monitor_training,
-                     progress=progress_bar(args.epochs), on_epoch=on_epoch, stop=stop)
+    stop = cli_runs.Stop()
+    try:  # only now: while data loads, Ctrl-C and SIGTERM act at once
+        with signals.caught(stop.catch):
+            training.fit(run, training_set, args.epochs, validation_data=validation,
+                         test_data=test, monitor_training=args.monitor_training,
+                         progress=progress_bar(args.epochs), on_epoch=on_epoch, stop=stop)
     except training.Diverged as exc:
         print(f"digitnet: error: {exc}; try a smaller --eta", file=sys.stderr)
         return cli_runs.finish(args, run, writes, 1, "before it diverged")
-    finally:
-        stop.restore()
     if run.ended == "interrupted":
         name = "SIGTERM" if stop.signal == signal.SIGTERM else "Ctrl-C"
         print(f"digitnet: {name}: stopped during epoch {run.epoch + 1}; keeping the "

@@ -156,16 +156,15 @@ def save_result(args, run, writes, when=""):
 
 
 class Stop:
-    """Ctrl-C and SIGTERM during training: ask the trainer to stop after its
-    mini-batch.  A second signal stops at once."""
+    """Ctrl-C and SIGTERM during training (signals.caught(stop.catch)): ask
+    the trainer to stop after its mini-batch.  A second signal stops at once
+    (the exception leaves the block, which gives the old handlers back)."""
 
     def __init__(self):
         self.signal = None
-        self.previous = {s: signal.signal(s, self.catch) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def catch(self, signum, frame):
         if self.signal is not None:
-            self.restore()
             if signum == signal.SIGTERM:
                 raise SystemExit(143)
             raise KeyboardInterrupt
@@ -173,7 +172,3 @@ class Stop:
 
     def __call__(self):
         return self.signal is not None
-
-    def restore(self):
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)

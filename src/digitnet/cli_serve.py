@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 
+from . import signals
 from .cliargs import add_data_args, add_device_arg, load_network
 
 
@@ -110,8 +111,7 @@ def run(server, app, open_browser=False):
         caught.append(signum)
         stop.set()
 
-    previous = {s: signal.signal(s, catch) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with signals.caught(catch):
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         print(f"serving {app.net.describe()} from {app.name} at {server.url}  "
@@ -122,9 +122,6 @@ def run(server, app, open_browser=False):
             pass
         server.shutdown()
         server.server_close()
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     name = "SIGTERM" if caught and caught[0] == signal.SIGTERM else "Ctrl-C"
     print(f"digitnet: {name}: server stopped", file=sys.stderr, flush=True)
     return 0
