@@ -86,3 +86,16 @@ def test_predict_reads_pictures_through_the_package(trained, mnist, tmp_path):
     [answer] = digitnet.predict(trained, [path])
     want = int(np.argmax(trained.feedforward(mnist[2].images[:, :1])))
     assert answer["path"] == str(path) and answer["digit"] == want
+
+
+def test_examples_are_rows_in_memory_and_images_is_the_books_view(mnist):
+    """One layout: a dataset read from the IDX files is stored as rows, and
+    `images` (784, n) and `rows` (n, 784) are views of the same memory, so
+    the trainer's boundary (Dataset.rows) copies nothing."""
+    training_set = mnist[0]
+    for data in (training_set, training_set[:100], mnist[2]):
+        rows = data.rows
+        assert rows.flags.c_contiguous and rows.shape == (len(data), 784)
+        assert np.shares_memory(rows, training_set.images) or data is mnist[2]
+        assert np.shares_memory(rows, data.images)
+        np.testing.assert_array_equal(rows[:5], data.images[:, :5].T)

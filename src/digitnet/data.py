@@ -52,6 +52,12 @@ class Dataset:
 
     Slicing gives a Dataset again (`training[:1000]`, as readers of the book
     do); an integer index gives one (image column, label) pair.
+
+    One layout: examples are stored as rows, (n, 784), each image's pixels
+    contiguous (the IDX files' order, what a mini-batch gathers), and
+    `images` is the book's (784, n) view of that memory, one column per
+    example.  `rows` is the boundary back: the trainer, `expand` and the
+    plots take rows; networks take columns (the book's `feedforward`).
     """
 
     def __init__(self, images, labels, classes=CLASSES["mnist"]):
@@ -63,6 +69,12 @@ class Dataset:
 
     def __len__(self):
         return self.labels.shape[0]
+
+    @property
+    def rows(self):
+        """The examples as (n, features) rows: a view for datasets read from
+        files or sliced from them, a copy only for a matrix given by columns."""
+        return np.ascontiguousarray(self.images.T)
 
     def __getitem__(self, key):
         if isinstance(key, slice):
@@ -180,7 +192,7 @@ def expand(dataset):
     50,000 images become 250,000 that teach the net small translations.
     MNIST's pixels are kept as bytes (196 MB instead of 784 MB of floats)."""
     n = len(dataset)
-    images = np.ascontiguousarray(dataset.images.T).reshape(n, ROWS, COLS)
+    images = dataset.rows.reshape(n, ROWS, COLS)
     as_u8 = as_bytes(images)
     images = images if as_u8 is None else as_u8
     out = np.zeros((n, 5, ROWS, COLS), dtype=images.dtype)

@@ -148,7 +148,7 @@ def misclassified(net, dataset, n=40, cols=10, path=None, predicted=None):
     wrong = np.flatnonzero(predicted != dataset.labels)
     names = _names(net, dataset)
     pick = wrong[:n]
-    images = dataset.images[:, pick].T.reshape(-1, ROWS, COLS)
+    images = dataset.rows[pick].reshape(-1, ROWS, COLS)
     titles = [f"{names[dataset.labels[i]]} > {names[predicted[i]]}" for i in pick]
     title = (f"{len(wrong)} of {len(dataset)} misclassified; first {len(pick)} "
              "(true > predicted)")
@@ -221,7 +221,7 @@ def hidden_weights(net, cols=10, path=None):
 def samples(dataset, n=40, cols=10, path=None, title=None):
     """The first `n` examples of a dataset with their labels."""
     n = min(n, len(dataset))
-    images = dataset.images[:, :n].T.reshape(-1, ROWS, COLS)
+    images = dataset.rows[:n].reshape(-1, ROWS, COLS)
     titles = [dataset.classes[label] for label in dataset.labels[:n]]
     if title is None:
         name = "Fashion-MNIST" if dataset_of(dataset.classes) == "fashion-mnist" else "MNIST"

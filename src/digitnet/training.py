@@ -34,7 +34,7 @@ def to_device(net, data, name="the data"):
     uint8 pixels stay bytes (a quarter of the memory) and each mini-batch or
     chunk becomes floats as it is used (backend.bytes_to_float).
     """
-    rows = np.ascontiguousarray(data.images.T)  # a view for our own datasets
+    rows = data.rows  # the stored layout: a view for our own datasets
     if rows.shape[0] == 0:
         raise ValueError(f"{name} is empty: it has no examples")
     if rows.shape[1] != net.n_in:
