@@ -83,13 +83,19 @@ class Classifier:
         big ones."""
         return 1000
 
+    def chunks(self, n, chunk=None):
+        """(start, stop) of each evaluation chunk of n examples: every
+        chunked prediction (the trainer's measure, outputs) goes by these.
+        Stops stay in range: the Array API leaves out-of-range ones undefined."""
+        chunk = chunk or self.eval_chunk
+        return [(k, min(k + chunk, n)) for k in range(0, n, chunk)]
+
     def outputs(self, images):
         """The outputs for the (n_in, n) images as a host (n, n_out) array,
-        computed in chunks of eval_chunk on the network's device (serve's
-        test set, the plots' predictions)."""
-        chunk = self.eval_chunk
-        parts = [backend.to_numpy(self.feedforward(images[:, k:k + chunk])).T
-                 for k in range(0, images.shape[1], chunk)]
+        computed in chunks on the network's device (serve's test set, the
+        plots' predictions)."""
+        parts = [backend.to_numpy(self.feedforward(images[:, k:end])).T
+                 for k, end in self.chunks(images.shape[1])]
         return np.concatenate(parts) if parts else np.zeros((0, self.n_out))
 
     # Files: documented .npz, never pickles (modelfile.py).

@@ -39,7 +39,8 @@ class Network(Classifier):
     """
 
     kind = "network"
-    cost_name, output, activation, dropout = "quadratic", "sigmoid", "sigmoid", 0.0
+    # the interface's description of a network (base.py): the book's choices
+    cost_name, output, dropout = "quadratic", "sigmoid", 0.0
 
     def __init__(self, sizes, seed=0, device="auto", dtype="float32"):
         self.sizes = check_sizes(sizes)

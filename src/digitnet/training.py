@@ -53,9 +53,8 @@ def measure(net, rows, labels, chunk=None):
     xp = net.xp
     eye = xp.eye(net.n_out, dtype=net.dtype)
     fn = COSTS[net.cost_name].fn
-    cost, correct, n, chunk = 0.0, 0, rows.shape[0], chunk or net.eval_chunk
-    for k in range(0, n, chunk):
-        end = min(k + chunk, n)  # the Array API leaves out-of-range stops undefined
+    cost, correct = 0.0, 0
+    for k, end in net.chunks(rows.shape[0], chunk):
         out = net.feedforward(backend.bytes_to_float(xp, rows[k:end, :], net.dtype).T)
         cost += fn(xp, out, one_hot(xp, labels[k:end], eye))
         correct += int(xp.count_nonzero(xp.argmax(out, axis=0) == labels[k:end]))
