@@ -32,7 +32,7 @@ ORDER = [f"tests/{name}" for name in FIRST] + sorted(
 TESTS_FOR = {
     "network.py": ["test_network.py", "test_training.py"],
     "model.py": ["test_model.py", "test_training.py", "test_kernels.py"],
-    "training.py": ["test_schedule.py", "test_training.py", "test_runs.py"],
+    "training.py": ["test_schedule.py", "test_training.py", "test_interface.py", "test_runs.py"],
     "engines.py": ["test_training.py", "test_kernels.py", "test_fast_plan.py", "test_augment.py"],
     "batched.py": ["test_kernels.py", "test_fast_plan.py", "test_training.py"],
     "kernels.py": ["test_kernels.py", "test_fast_plan.py", "test_training.py"],
@@ -213,6 +213,11 @@ MUTANTS = [
      "return True"),
     ("signals-never-caught", "signals.py", "    previous = {s: signal.signal(s, handler) for s in STOPPING}",
      "    previous = {s: signal.getsignal(s) for s in STOPPING}"),
+    ("fit-ignores-the-configs-epochs", "training.py", "epochs = run.config.epochs if epochs is None else epochs",
+     "epochs = 1 if epochs is None else epochs"),
+    ("monitor-training-ignored", "training.py", 'if run.config.monitor_training else {}', "if False else {}"),
+    ("resume-keeps-the-old-epochs", "cli.py", "run.config = dataclasses.replace(run.config, epochs=args.epochs,",
+     "run.config = dataclasses.replace(run.config, epochs=run.config.epochs,"),
     ("download-sweeps-live-files", "download.py", "time.time() - path.stat().st_mtime > STALE_SECONDS",
      "time.time() - path.stat().st_mtime > -1"),
 ]

@@ -3,6 +3,7 @@ Classifiers, save and load themselves (network2.py's words), keep their
 seed and whole description in the file, take one image or many, and share
 backprop's signature."""
 
+import dataclasses
 import inspect
 
 import numpy as np
@@ -99,3 +100,26 @@ def test_examples_are_rows_in_memory_and_images_is_the_books_view(mnist):
         assert np.shares_memory(rows, training_set.images) or data is mnist[2]
         assert np.shares_memory(rows, data.images)
         np.testing.assert_array_equal(rows[:5], data.images[:, :5].T)
+
+
+def test_one_config_holds_the_run_and_is_checked_once(mnist, tmp_path):
+    """TrainConfig carries every setting of a run, epochs and monitoring
+    included; fit trains to its epochs; a checkpoint keeps it whole; a bad
+    value is one ValueError naming the field, the same words everywhere."""
+    from digitnet import checkpoint, training
+    from digitnet.config import TrainConfig
+    config = TrainConfig(mini_batch_size=10, eta=3.0, momentum=0.5, epochs=2,
+                         monitor_training=True)
+    run = training.Run(Network([784, 10, 10], seed=2, device="cpu"), config)
+    training.fit(run, mnist[0][:200], validation_data=mnist[1][:100])
+    assert run.epoch == 2 and all("training_accuracy" in r for r in run.history)
+    checkpoint.save_run(run, tmp_path / "run.ckpt")
+    assert checkpoint.load_run(tmp_path / "run.ckpt", device="cpu")[0].config == config
+    for bad, words in [(dict(epochs=-1), "epochs must be a whole number >= 0, got -1"),
+                       (dict(monitor_training="yes"), "monitor_training must be true or false"),
+                       (dict(eta=float("nan")), "eta must be a positive number, got nan"),
+                       (dict(lr=0.1), "unexpected keyword argument 'lr'")]:
+        with pytest.raises((ValueError, TypeError), match=words):
+            TrainConfig(**(dict(mini_batch_size=10, eta=3.0) | bad))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.eta = 1.0

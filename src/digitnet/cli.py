@@ -11,6 +11,7 @@ checkpoint or metrics file that cannot be written costs no training (exit 1
 at the end).  The long-run rules are cli_runs.py's and docs/runs.md's.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -146,7 +147,8 @@ def check_train_args(args, parser):
         args.config = TrainConfig(mini_batch_size=args.batch_size, eta=args.eta,
                                   lmbda=args.lmbda, momentum=args.momentum,
                                   patience=args.patience, eta_decay=args.eta_decay,
-                                  engine=args.engine, augment=args.augment)
+                                  engine=args.engine, augment=args.augment,
+                                  epochs=args.epochs, monitor_training=args.monitor_training)
     except ValueError as exc:
         parser.error(as_flags(str(exc)))
     if args.model:
@@ -171,7 +173,8 @@ def check_train_args(args, parser):
 # The command line's name for each TrainConfig field.
 FLAGS = {"mini_batch_size": "--batch-size", "eta_decay": "--eta-decay", "eta": "--eta",
          "lmbda": "--lmbda", "momentum": "--momentum", "patience": "--patience",
-         "engine": "--engine", "augment": "--augment"}
+         "engine": "--engine", "augment": "--augment", "epochs": "--epochs",
+         "monitor_training": "--monitor-training"}
 
 
 def as_flags(message):
@@ -217,7 +220,8 @@ def resumed_run(args, parser, xp):
     cli_runs.check_extra(args.resume, kept)
     for key in KEPT:
         if getattr(args, key, None) is None:
-            value = kept.get(key, DEFAULTS.get(key))
+            # a run saved from Python kept no command line: its config says
+            value = kept.get(key, getattr(run.config, key, DEFAULTS.get(key)))
             if key in ("save", "metrics") and value is not None:
                 args.relative[key] = not os.path.isabs(value)
                 value = cli_runs.restored(value, args.resume)
@@ -232,6 +236,8 @@ def resumed_run(args, parser, xp):
         parser.error(f"--resume: the run in {args.resume} already stopped early "
                      f"(after epoch {run.epoch}, by its {run.ended})")
     run.ended = None
+    run.config = dataclasses.replace(run.config, epochs=args.epochs,
+                                     monitor_training=args.monitor_training)
     return run
 
 
@@ -293,8 +299,7 @@ def train(args, run, training_set, validation, test):
     stop = cli_runs.Stop()
     try:  # only now: while data loads, Ctrl-C and SIGTERM act at once
         with signals.caught(stop.catch):
-            training.fit(run, training_set, args.epochs, validation_data=validation,
-                         test_data=test, monitor_training=args.monitor_training,
+            training.fit(run, training_set, validation_data=validation, test_data=test,
                          progress=progress_bar(args.epochs), on_epoch=on_epoch, stop=stop)
     except training.Diverged as exc:
         print(f"digitnet: error: {exc}; try a smaller --eta", file=sys.stderr)

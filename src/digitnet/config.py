@@ -7,9 +7,9 @@ one table (FIELDS), so a setting is never accepted by one door and refused
 by another; checkpoint states are checked by the same table
 (`problems`, which runstate.py calls), field by field.
 
-What is not here, and why: the number of epochs is `fit`'s (the one thing
-a resumed run may change), the seed is the network's (it drew the weights
-and owns the generator), and which sets to monitor is `fit`'s too.
+The seed is not here: it is the network's, which drew the weights and
+owns the generator that shuffles and drops out (a run's checkpoint keeps
+it with the generator's state).
 """
 
 import dataclasses
@@ -42,7 +42,12 @@ FIELDS = {
     "eta_decay": (lambda v: v is None or number(v) and v > 1, "null or a number > 1"),
     "engine": (lambda v: v in ENGINES, "one of " + ", ".join(ENGINES)),
     "augment": (lambda v: isinstance(v, bool), "true or false"),
+    "epochs": (lambda v: whole(v, 0), "a whole number >= 0"),
+    "monitor_training": (lambda v: isinstance(v, bool), "true or false"),
 }
+# Settings that checkpoints from before them lack: their defaults then hold
+# (the command line kept its epochs and monitor_training in `extra`).
+LATER = ("augment", "epochs", "monitor_training")
 
 
 def show(value, width=40):
@@ -54,10 +59,10 @@ def show(value, width=40):
 def problems(settings, prefix=""):
     """One line per missing or bad field of a settings dict (a checkpoint's),
     each naming it with `prefix`; empty when TrainConfig(**settings) holds.
-    A missing `augment` is False: checkpoints from before --augment."""
+    A field of LATER may be missing: its default holds."""
     found = []
     for key, (ok, what) in FIELDS.items():
-        if key not in settings and key == "augment":
+        if key not in settings and key in LATER:
             continue
         if key not in settings:
             found.append(f"{prefix}{key} is missing")
@@ -81,7 +86,9 @@ class TrainConfig:
     without a better validation accuracy before stopping, and eta_decay,
     which makes patience halve eta instead until it has fallen by that
     factor; engine, "batched" or the book's "per-example"; augment,
-    distorting every mini-batch afresh (augment.py).
+    distorting every mini-batch afresh (augment.py); epochs, how many the
+    run trains in all (a resumed run may be given more); monitor_training,
+    measuring cost and accuracy on the training data too after each epoch.
     """
 
     mini_batch_size: int
@@ -92,6 +99,8 @@ class TrainConfig:
     eta_decay: float | None = None
     engine: str = "batched"
     augment: bool = False
+    epochs: int = 30
+    monitor_training: bool = False
 
     def __post_init__(self):
         found = problems(dataclasses.asdict(self))
@@ -100,7 +109,7 @@ class TrainConfig:
         # plain Python numbers, so the JSON of a checkpoint is the same
         # whatever the caller passed (numpy scalars, 10.0 for 10)
         for key, kind in (("mini_batch_size", int), ("eta", float), ("lmbda", float),
-                          ("momentum", float)):
+                          ("momentum", float), ("epochs", int)):
             object.__setattr__(self, key, kind(getattr(self, key)))
         if self.patience is not None:
             object.__setattr__(self, "patience", int(self.patience))

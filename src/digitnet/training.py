@@ -237,10 +237,12 @@ def schedule(run, record):
             run.eta, run.since = run.eta / 2, 0
 
 
-def fit(run, training_data, epochs, *, validation_data=None, test_data=None,
-        monitor_training=False, progress=None, on_epoch=None, stop=None):
-    """Train `run` on until it has `epochs` epochs, early stopping ends it, or
-    `stop()` says to (checked after every mini-batch); returns the run.
+def fit(run, training_data, epochs=None, *, validation_data=None, test_data=None,
+        progress=None, on_epoch=None, stop=None):
+    """Train `run` on until it has `epochs` epochs (default: its config's),
+    early stopping ends it, or `stop()` says to (checked after every
+    mini-batch); returns the run.  With the config's monitor_training, the
+    training data is measured after each epoch too.
 
     After each finished epoch `on_epoch(record, run)` is called (the place to
     write a checkpoint).  A run cut short by `stop` goes back to the end of
@@ -249,6 +251,7 @@ def fit(run, training_data, epochs, *, validation_data=None, test_data=None,
     With validation data, the network ends with its best validation
     epoch's weights (the run keeps the last epoch's for going on).
     """
+    epochs = run.config.epochs if epochs is None else epochs
     if not whole(epochs, 0):
         raise ValueError(f"epochs must be a whole number >= 0, got {epochs}")
     if run.config.patience is not None and validation_data is None:
@@ -260,7 +263,7 @@ def fit(run, training_data, epochs, *, validation_data=None, test_data=None,
         net.weights[:], net.biases[:] = run.last
         run.last = None
     rows, labels = to_device(net, training_data, "the training data")
-    sets = {"training": (rows, labels)} if monitor_training else {}
+    sets = {"training": (rows, labels)} if run.config.monitor_training else {}
     sets.update((name, to_device(net, d, f"the {name} data")) for name, d in
                 (("validation", validation_data), ("test", test_data)) if d is not None)
     n = rows.shape[0]
@@ -296,7 +299,7 @@ def fit(run, training_data, epochs, *, validation_data=None, test_data=None,
 
 
 def sgd(net, training_data, epochs, mini_batch_size, eta, *, validation_data=None,
-        test_data=None, monitor_training=False, progress=None, on_epoch=None, **settings):
+        test_data=None, progress=None, on_epoch=None, **settings):
     """Train `net` by mini-batch SGD and return one record per epoch.
 
     Each record has the epoch, eta, its training seconds, the wall seconds
@@ -310,13 +313,13 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, *, validation_data=Non
     weights of its best validation epoch.  `progress(batches, epoch)` may
     wrap the mini-batch loop (a progress bar); `on_epoch(record)` is called
     after each epoch.  `settings` are the rest of a TrainConfig by name: lmbda,
-    momentum, patience, eta_decay, engine, and `augment`, which distorts
-    every mini-batch afresh (augment.py).
+    momentum, patience, eta_decay, engine, monitor_training, and `augment`,
+    which distorts every mini-batch afresh (augment.py).
     """
-    run = Run(net, TrainConfig(mini_batch_size=mini_batch_size, eta=eta, **settings))
-    fit(run, training_data, epochs, validation_data=validation_data, test_data=test_data,
-        monitor_training=monitor_training, progress=progress,
-        on_epoch=(lambda record, run: on_epoch(record)) if on_epoch else None)
+    run = Run(net, TrainConfig(mini_batch_size=mini_batch_size, eta=eta, epochs=epochs,
+                               **settings))
+    fit(run, training_data, validation_data=validation_data, test_data=test_data,
+        progress=progress, on_epoch=(lambda record, run: on_epoch(record)) if on_epoch else None)
     return run.history
 
 
