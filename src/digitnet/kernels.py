@@ -12,6 +12,13 @@ A step of the fast path is then: gather, per layer one GEMM and one
 `hidden_delta`, and per layer one GEMM and one `update` (the chapter-1
 step uses narrower versions of the three on negated weights:
 `sigmoid_of_negated`, `sigmoid_delta_negated` and `sgd_negated`).  tests/test_kernels.py counts those calls.
+
+The two classes take the same arguments for each chain, so batched.py binds
+them once whatever the device; each uses what its arithmetic needs (the
+NumPy chains write through scratch buffers such as `t` and 0-d constants
+such as `one`, which a CUDA kernel keeps in registers; a CUDA kernel reads
+the labels where NumPy gathers one-hot targets).  `upload`, the dropout
+draws' copy to the device, is nothing on NumPy, where they are already there.
 """
 
 from . import backend
