@@ -123,3 +123,44 @@ def test_one_config_holds_the_run_and_is_checked_once(mnist, tmp_path):
             TrainConfig(**(dict(mini_batch_size=10, eta=3.0) | bad))
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.eta = 1.0
+
+
+def three_trained(mnist):
+    nets = []
+    for seed in range(3):
+        net = Model("fc:20,softmax:10", activation="relu", init="scaled", seed=seed,
+                    device="cpu", dtype="float64")
+        net.sgd(mnist[0][:500], 1, 10, 0.1)
+        nets.append(net)
+    return nets
+
+
+def test_an_ensemble_averages_its_networks_outputs(mnist):
+    nets = three_trained(mnist)
+    ensemble = digitnet.Ensemble(nets)
+    images, labels = mnist[2].images[:, :600], mnist[2].labels[:600]
+    mean = sum(n.feedforward(images) for n in nets) / 3   # the reference, apart
+    np.testing.assert_allclose(ensemble.feedforward(images), mean, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ensemble.feedforward(images[:, 7]), mean[:, 7], rtol=1e-12)
+    assert ensemble.evaluate(mnist[2][:600]) == int(np.sum(np.argmax(mean, axis=0) == labels))
+    with pytest.raises(ValueError, match="same outputs"):
+        digitnet.Ensemble([nets[0], Model("fc:20,softmax:5", device="cpu")])
+    with pytest.raises(ValueError, match="not trained"):
+        ensemble.sgd(mnist[0][:100], 1, 10, 0.1)
+
+
+def test_evaluate_several_models_reports_each_and_their_ensemble(mnist, small_split, tmp_path,
+                                                                 capsys):
+    from digitnet import cli
+    nets = three_trained(mnist)
+    paths = [tmp_path / f"m{k}.npz" for k in range(3)]
+    for net, path in zip(nets, paths):
+        net.save(path)
+    assert cli.main(["evaluate", *map(str, paths), *small_split]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    test = digitnet.load_mnist(small_split[1])[2]   # the small folder's 500 test images
+    mean = sum(n.feedforward(test.images) for n in nets) / 3
+    want = int(np.sum(np.argmax(mean, axis=0) == test.labels))
+    assert len(lines) == 4 and lines[3].startswith(f"ensemble of 3: test {want}/500 ")
+    for net, path, line in zip(nets, paths, lines):
+        assert line.startswith(f"{path}: test {net.evaluate(test)}/500 ")

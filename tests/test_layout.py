@@ -10,13 +10,14 @@ PACKAGE = Path(digitnet.__file__).parent
 # The core: what trains and saves networks.  Everything else (cli*, plots,
 # imaging, info, perceptron, extras) may import it, never the other way.
 CORE = {"activations", "augment", "backend", "base", "batched", "checkpoint", "config", "costs",
-        "data", "download", "engines", "files", "kernels", "layers", "model", "modelfile",
+        "data", "download", "engines", "ensemble", "files", "kernels", "layers", "model", "modelfile",
         "network", "npzfile", "runstate", "training"}
 # Dependencies point one way: models <- engines <- trainer <- commands and serve.
 # At module level a layer imports nothing from the layers after it (a model's
 # `sgd` may import the trainer when called: that is the book's word, not a
 # dependency of the model).
-LAYERS = [("models", {"base", "network", "model", "modelfile", "layers", "activations", "costs"}),
+LAYERS = [("models", {"base", "network", "model", "modelfile", "layers", "activations", "costs",
+                      "ensemble"}),
           ("engines", {"engines", "batched", "kernels", "augment"}),
           ("trainer", {"training", "checkpoint", "runstate", "config"}),
           ("commands and serve", {"cli", "cli_runs", "cli_show", "cli_serve", "cliargs", "serve",

@@ -23,8 +23,9 @@ __version__ = "0.1.0"
 # name -> the module that defines it
 _HOMES = {"Network": "network", "Model": "model", "Dataset": "data", "expand": "data",
           "load_mnist": "data", "load_dataset": "data", "save": "checkpoint",
-          "load": "checkpoint", "Classifier": "base", "predict": "imaging"}
-__all__ = ["Network", "Model", "Classifier", "Dataset", "expand", "load_mnist", "load_dataset",
+          "load": "checkpoint", "Classifier": "base", "predict": "imaging",
+          "Ensemble": "ensemble"}
+__all__ = ["Network", "Model", "Classifier", "Ensemble", "Dataset", "expand", "load_mnist", "load_dataset",
            "save", "load", "predict", "__version__"]
 
 

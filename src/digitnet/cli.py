@@ -27,6 +27,7 @@ from .cliargs import (Parser, add_data_args, add_device_arg, dataset_for,
                       positive_float, quiet_pipe, stdout_closed)
 from .costs import COSTS
 from .config import ENGINES, TrainConfig
+from .ensemble import Ensemble
 from .files import write_atomic
 from .model import INITS, Architecture, Model, spec_from_sizes
 from .network import Network
@@ -101,8 +102,9 @@ def build_parser():
          help="distort every mini-batch afresh: rotation, scale, shear, shift, elastic "
               "distortion, stroke thickness and blur (reads more people's handwriting)")
 
-    e = sub.add_parser("evaluate", help="test accuracy of a saved network")
-    e.add_argument("model")
+    e = sub.add_parser("evaluate", help="test accuracy of a saved network, or of several and "
+                                        "of their average (an ensemble)")
+    e.add_argument("model", nargs="+", help="one or more model files (.npz)")
     add_device_arg(e)
     add_data_args(e)
 
@@ -354,12 +356,21 @@ def write_json(path, obj):
 
 
 def cmd_evaluate(args, parser):
-    net = load_network(args.model, args.device)
-    dataset = dataset_for(net, args.dataset)
+    """Each model's test accuracy; with several, their ensemble's too (the
+    average of their outputs)."""
+    nets = [load_network(path, args.device) for path in args.model]
+    named = list(zip(args.model, nets))
+    if len(nets) > 1:
+        try:
+            named.append((f"ensemble of {len(nets)}", Ensemble(nets)))
+        except ValueError as exc:
+            parser.error(str(exc))
+    dataset = dataset_for(named[-1][1], args.dataset)
     _, _, test = data.load_dataset(dataset, args.data_dir)
-    correct = net.evaluate(test)
-    print(f"{args.model}: test {correct}/{len(test)} ({100 * correct / len(test):.2f}%) "
-          f"on {dataset}")
+    for name, net in named:
+        correct = net.evaluate(test)
+        print(f"{name}: test {correct}/{len(test)} ({100 * correct / len(test):.2f}%) "
+              f"on {dataset}", flush=True)
     return 0
 
 
