@@ -164,3 +164,29 @@ def test_evaluate_several_models_reports_each_and_their_ensemble(mnist, small_sp
     assert len(lines) == 4 and lines[3].startswith(f"ensemble of 3: test {want}/500 ")
     for net, path, line in zip(nets, paths, lines):
         assert line.startswith(f"{path}: test {net.evaluate(test)}/500 ")
+
+
+def test_predict_with_an_ensemble_averages_the_models(mnist, tmp_path, capsys):
+    import json
+    from PIL import Image
+    from digitnet import cli
+    nets = three_trained(mnist)[:2]
+    paths = [tmp_path / "a.npz", tmp_path / "b.npz"]
+    for net, path in zip(nets, paths):
+        net.save(path)
+    picture = tmp_path / "digit.png"
+    pixels = (mnist[2].images[:, 0].reshape(28, 28) * 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(picture)
+    assert cli.main(["predict", str(paths[0]), "--ensemble", str(paths[1]), str(picture),
+                     "--json"]) == 0
+    [got] = json.loads(capsys.readouterr().out)
+    alone = [digitnet.predict(net, [picture])[0]["outputs"] for net in nets]
+    # each answer is rounded to 6 places: the mean of two rounded values is within 1e-6
+    np.testing.assert_allclose(got["outputs"], (np.array(alone[0]) + alone[1]) / 2, rtol=0,
+                               atol=1.01e-6)
+    bad = tmp_path / "sigmoid.npz"
+    Model("fc:20,fc:10", device="cpu").save(bad)  # sigmoid outputs: not averaged with softmax
+    assert cli.main(["predict", str(paths[0]), "--ensemble", str(bad), str(picture)]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("digitnet: error: ") and err.count("\n") == 1, err
+    assert "the same output layer" in err

@@ -722,3 +722,33 @@ def test_body_bytes_held_at_once_are_bounded_and_given_back(net, mnist, monkeypa
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_several_models_are_served_as_their_ensemble(trained_net, mnist, mnist_dir, tmp_path):
+    """`digitnet serve a.npz b.npz`: the page's answers are the two
+    networks' outputs averaged, and /api/model names both files."""
+    from digitnet import Network
+    other = Network([784, 30, 10], seed=9, device="cpu")
+    other.sgd(mnist[0][:2000], 1, 10, 3.0)
+    paths = [tmp_path / "a.npz", tmp_path / "b.npz"]
+    trained_net.save(paths[0])
+    other.save(paths[1])
+    proc = serve_process(*paths, "--port", 0, "--device", "cpu", "--data-dir", mnist_dir)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving ensemble of 2: [784, 30, 10]; [784, 30, 10] from "
+                               "a.npz + b.npz at http://127.0.0.1:"), line
+        address = line.split(" at ")[1].split()[0]
+        status, info = api(address)
+        assert status == 200 and info["name"] == "a.npz + b.npz"
+        digit = (mnist[2].images[:, 0].reshape(28, 28) * 255).round().tolist()
+        status, answer = api(address, "POST", "/api/predict", {"pixels": digit})
+        column = mnist[2].images[:, :1]
+        want = (trained_net.feedforward(column) + other.feedforward(column)) / 2
+        assert status == 200
+        np.testing.assert_allclose(answer["outputs"], want[:, 0], rtol=1e-4, atol=1e-6)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0

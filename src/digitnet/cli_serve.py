@@ -9,12 +9,13 @@ it cleanly with one line and exit 0: stopping a server is not a failure.
 
 import argparse
 import ipaddress
+import os
 import signal
 import sys
 import threading
 
 from . import signals
-from .cliargs import add_data_args, add_device_arg, load_network
+from .cliargs import add_data_args, add_device_arg, load_networks
 
 
 def port_number(text):
@@ -40,7 +41,8 @@ def add_commands(sub):
     """Add `serve` to the `digitnet` subparsers."""
     s = sub.add_parser("serve", help="a local web page to write digits on and see what the "
                                      "network reads (needs digitnet[image])")
-    s.add_argument("model", help="a saved network (.npz)")
+    s.add_argument("model", nargs="+", help="a saved network (.npz); several: their ensemble, "
+                                            "the average of their outputs")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s, this machine only)")
     s.add_argument("--port", type=port_number, default=8000,
@@ -71,8 +73,10 @@ def cmd_serve(args, parser):
     from . import serve
     from .extras import require
     require("PIL", "image", "digitnet serve")  # before loading anything
-    net = load_network(args.model, args.device)
-    app = serve.App(net, name=args.model, dataset=args.dataset or "mnist", data_dir=args.data_dir)
+    net = load_networks(args.model, args.device)
+    name = args.model[0] if len(args.model) == 1 else " + ".join(
+        os.path.basename(p) for p in args.model)
+    app = serve.App(net, name=name, dataset=args.dataset or "mnist", data_dir=args.data_dir)
     try:
         server = serve.Server(app, args.host, args.port, args.allow_host)
     except OSError as exc:

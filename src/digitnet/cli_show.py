@@ -8,7 +8,7 @@ import sys
 
 from . import data
 from .cliargs import (Parser, add_data_args, add_device_arg, check_output_path, dataset_for,
-                      int_at_least, load_network)
+                      int_at_least, load_network, load_networks)
 
 
 def add_commands(sub):
@@ -17,6 +17,8 @@ def add_commands(sub):
     p.add_argument("model", help="a saved network (.npz)")
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="picture files (PNG, JPEG, ...); - reads one from standard input")
+    p.add_argument("--ensemble", action="append", default=[], metavar="MODEL",
+                   help="also this model (repeatable): the outputs are the models' average")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     p.add_argument("--dataset", choices=data.DATASETS, default="mnist",
                    help="class names and preprocessing, when the model does not say")
@@ -71,7 +73,7 @@ def cmd_predict(args, parser):
     if args.images.count("-") > 1:
         parser.error("- (standard input) can be given only once")
     require("PIL", "image", "digitnet predict")  # before loading anything
-    net = load_network(args.model, args.device)
+    net = load_networks([args.model, *args.ensemble], args.device)
     stdin = imaging.Piped(getattr(sys.stdin, "buffer", None), "<stdin>")
     sources = [stdin if name == "-" else name for name in args.images]
     results = imaging.predict(net, sources, dataset=args.dataset or "mnist")

@@ -9,6 +9,7 @@ import select
 import sys
 
 from . import backend, checkpoint, data, files
+from .ensemble import Ensemble
 
 
 class Parser(argparse.ArgumentParser):
@@ -87,6 +88,18 @@ def load_network(path, device):
             raise ValueError(f"a network of {n_in} inputs and {n_out} outputs does not fit "
                              "28x28 images in 10 classes")
     return checkpoint.load(path, device=device, fits=fits)
+
+
+def load_networks(paths, device):
+    """The network in one file, or the Ensemble (their outputs averaged) of
+    the networks in several; a DataError when they cannot be averaged."""
+    nets = [load_network(path, device) for path in paths]
+    if len(nets) == 1:
+        return nets[0]
+    try:
+        return Ensemble(nets)
+    except ValueError as exc:
+        raise data.DataError(f"{', '.join(map(str, paths))}: {exc}") from None
 
 
 def stdout_closed():

@@ -123,7 +123,7 @@ class App:
         self.net, self.name = net, name
         self.classes = imaging.class_names(net, dataset)
         # The data that matches the model's classes, whatever --dataset says.
-        self.dataset = next((d for d, c in data.CLASSES.items() if c == self.classes), dataset)
+        self.dataset = data.dataset_of(self.classes) or dataset
         self.data_dir = data_dir
         self.rng = random.Random(seed)
         self.slots = threading.BoundedSemaphore(PARALLEL)
