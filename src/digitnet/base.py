@@ -46,10 +46,9 @@ def one_or_many(feedforward):
     otherwise give a silently wrong (10, 30) answer)."""
     @functools.wraps(feedforward)
     def wrapper(self, x):
-        shape = getattr(x, "shape", None)
-        if shape is None:
+        if not hasattr(x, "shape"):  # a list of numbers
             x = self.asarray(x)
-            shape = x.shape
+        shape = x.shape
         one = len(shape) == 1
         if len(shape) not in (1, 2) or shape[0] != self.n_in:
             raise ValueError(f"feedforward takes ({self.n_in},) for one example or "

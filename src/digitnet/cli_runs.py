@@ -12,7 +12,8 @@ from . import checkpoint, training
 from .checkpoint import CheckpointError
 from .cliargs import check_output_path
 from .data import DATASETS
-from .runstate import show, whole
+from .config import show
+from .runstate import whole
 
 # The outputs, by their flag's name, as messages name them.
 OUTPUTS = {"checkpoint": "the checkpoint", "save": "the model", "metrics": "the metrics"}

@@ -13,6 +13,7 @@ it with the generator's state).
 """
 
 import dataclasses
+import json
 import math
 import numbers
 
@@ -51,8 +52,9 @@ LATER = ("augment", "epochs", "monitor_training")
 
 
 def show(value, width=40):
-    """A bad value as the user would write it, cut short."""
-    text = repr(value)
+    """A bad value as the user would write it (a JSON list or object as
+    JSON), cut short."""
+    text = json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
     return text if len(text) <= width else text[:width - 3] + "..."
 
 

@@ -44,8 +44,8 @@ FORMAT = "digitnet-network"
 MODEL_FORMAT = "digitnet-model"
 RUN_FORMAT = "digitnet-run"
 VERSION = 1
-# Each format marker and the kind of network it holds (a run holds either).
-KIND_OF = {FORMAT: "network", MODEL_FORMAT: "model"}
+# What a class's load says of a file of the other kind.
+HOLDS = {"network": ("a chapter-1 Network", "Network"), "model": ("a Model", "Model")}
 
 
 class CheckpointError(ValueError):
@@ -131,7 +131,7 @@ def _config(arrays, formats):
     config = {"dtype": text(arrays, "dtype")}
     if config["dtype"] not in backend.DTYPES:
         raise ValueError(f"dtype {config['dtype']!r} is not one of {', '.join(backend.DTYPES)}")
-    if KIND_OF.get(kind) == "network" or "sizes" in arrays and kind == RUN_FORMAT:
+    if kind == FORMAT or "sizes" in arrays and kind == RUN_FORMAT:
         config.update(kind="network", sizes=_ints(arrays, "sizes"))
     else:
         dropout = arrays.small("dropout")
@@ -151,17 +151,11 @@ def marker(arrays):
         return ""
 
 
-def expected_shapes(config, kinds):
-    """[(w shape, b shape)] a config declares, computed without any array."""
-    return _class(config, kinds).param_shapes(config)
-
-
 def _class(config, kinds):
     """The class in `kinds` that reads this config, or a ValueError."""
     if config["kind"] not in kinds:
-        other = {"network": "a chapter-1 Network", "model": "a Model"}[config["kind"]]
-        raise ValueError(f"holds {other}; load it with digitnet.load or "
-                         f"{'Network' if config['kind'] == 'network' else 'Model'}.load")
+        what, name = HOLDS[config["kind"]]
+        raise ValueError(f"holds {what}; load it with digitnet.load or {name}.load")
     return kinds[config["kind"]]
 
 

@@ -9,10 +9,10 @@ learning rate.  The command's own settings (`extra`) are the caller's to
 check (cli.py does).
 """
 
-import json
 import math
 
 from . import config
+from .config import show
 
 LIMIT = 32 << 20  # bytes of state (UTF-32 in the file): some 20,000 epochs of history
 ENDED = (None, "patience", "schedule", "interrupted", "diverged")
@@ -26,12 +26,6 @@ def whole(v, low=0):
 def number(v):
     """A finite JSON number (not a bool)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def show(value, width=40):
-    """A bad value as the user would write it, cut short."""
-    text = json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def rng_state(value, net):
