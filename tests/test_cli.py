@@ -40,6 +40,13 @@ from digitnet import cli
     (["train", "--sizes", "784", "10", "--dropout", "0.5"], "dropout thins the inputs of"),
     (["train", "--layers", "fc:10000000000,fc:10"], "too large to fit in memory"),
     (["train", "--activation", "gelu"], "invalid choice: 'gelu'"),
+    (["train", "--schedule", "linear"], "invalid choice: 'linear'"),
+    (["train", "--warmup", "0.2"], "--warmup is part of the one-cycle and cosine schedules"),
+    (["train", "--schedule", "cosine", "--warmup", "1"], "--warmup: must be in [0, 1)"),
+    (["train", "--nesterov"], "--nesterov needs --momentum > 0"),
+    (["train", "--label-smoothing", "1.5"], "--label-smoothing: must be in [0, 1)"),
+    (["train", "--schedule", "one-cycle", "--patience", "2", "--eta-decay", "4"],
+     "--eta-decay halves a constant learning rate, and one-cycle sets its own"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:

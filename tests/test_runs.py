@@ -18,6 +18,9 @@ from digitnet import checkpoint, cli, training
 CONV = ["--layers", "conv:2x5x5,pool:4,fc:10,softmax:10", "--activation", "relu", "--init",
         "scaled", "--momentum", "0.5", "--lmbda", "1", "--dropout", "0.2", "--eta", "0.05",
         "--batch-size", "50"]
+# issue 20's levers, every one at once: per-step rates, Nesterov, smoothing
+LEVERS = CONV + ["--schedule", "one-cycle", "--warmup", "0.3", "--nesterov",
+                 "--label-smoothing", "0.1", "--test-at-end"]
 
 
 def start(args, data_dir):
@@ -107,6 +110,36 @@ def test_a_resumed_run_ends_bit_for_bit_as_an_uninterrupted_one(small_split, tmp
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
     assert [r["epoch"] for r in json.loads((tmp_path / "b.json").read_text())["epochs"]] == [1, 2, 3, 4]
     assert checkpoint.load_run(ckpt, device="cpu")[0].epoch == 4  # it kept checkpointing
+
+
+def test_a_run_with_every_lever_resumes_bit_for_bit(small_split, tmp_path, monkeypatch, capsys):
+    """The per-step schedule spans the run's --epochs, so the run is cut
+    short as Ctrl-C would cut it: four epochs in one go, and the same
+    command's checkpoint after epoch 2 resumed to the end."""
+    data = small_split
+    a, b, ckpt, kept = (tmp_path / name for name in ("a.npz", "b.npz", "b.ckpt", "at2.ckpt"))
+    real_save = checkpoint.save_run
+
+    def save_run(run, path, extra):
+        real_save(run, path, extra)
+        if run.epoch == 2:
+            real_save(run, kept, extra)
+    assert cli.main(["train", *LEVERS, "--epochs", "4", "--seed", "3", "--save", str(a),
+                     *data]) == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint, "save_run", save_run)
+        assert cli.main(["train", *LEVERS, "--epochs", "4", "--seed", "3", "--checkpoint",
+                         str(ckpt), *data]) == 0
+    assert cli.main(["train", "--resume", str(kept), "--save", str(b), *data]) == 0
+    out = capsys.readouterr().out
+    assert ", from epoch 2" in out and "epoch 3/4  validation" in out
+    want, got = arrays(a), arrays(b)
+    assert want.keys() == got.keys()
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    resumed, _ = checkpoint.load_run(kept, device="cpu")
+    assert resumed.epoch == 4 and resumed.config.schedule == "one-cycle"
+    assert resumed.config.test_at_end and "test_accuracy" in training.best_epoch(resumed.history)
 
 
 def test_resume_mistakes_are_one_line(mnist_dir, tmp_path, capsys):

@@ -26,7 +26,7 @@ from .cliargs import (Parser, add_data_args, add_device_arg, dataset_for,
                       fraction, int_at_least, load_network, non_negative_float,
                       positive_float, quiet_pipe, stdout_closed)
 from .costs import COSTS
-from .config import ENGINES, TrainConfig
+from .config import ENGINES, SCHEDULES, TrainConfig
 from .ensemble import Ensemble
 from .files import write_atomic
 from .model import INITS, Architecture, Model, spec_from_sizes
@@ -38,7 +38,9 @@ DEFAULTS = {"sizes": [data.N_PIXELS, 30, data.N_CLASSES], "epochs": 30, "batch_s
             "eta": 3.0, "engine": "batched", "dtype": "float32", "seed": 0,
             "dataset": "mnist", "cost": None, "activation": "sigmoid", "init": "large",
             "dropout": 0.0, "lmbda": 0.0, "momentum": 0.0, "expand": False,
-            "patience": None, "eta_decay": None, "monitor_training": False, "augment": False}
+            "patience": None, "eta_decay": None, "monitor_training": False, "augment": False,
+            "schedule": "constant", "warmup": 0.0, "nesterov": False, "label_smoothing": 0.0,
+            "test_at_end": False}
 ARCHITECTURE = ("layers", "cost", "activation", "init", "dropout")
 # What a resumed run may change: where its results go and what it runs on.
 RESUMABLE = ("epochs", "save", "metrics", "checkpoint", "device", "data_dir", "resume")
@@ -101,6 +103,18 @@ def build_parser():
     flag("--augment", group=opt, action="store_true",
          help="distort every mini-batch afresh: rotation, scale, shear, shift, elastic "
               "distortion, stroke thickness and blur (reads more people's handwriting)")
+    fast = t.add_argument_group("beyond the book (schedules, docs/cli.md)")
+    flag("--schedule", group=fast, choices=SCHEDULES,
+         help="eta over the run: constant (halved by --eta-decay), or set at every "
+              "mini-batch: one-cycle (rise, then a linear fall to 0) or cosine")
+    flag("--warmup", group=fast, type=fraction, metavar="FRACTION",
+         help="one-cycle and cosine: the fraction of the run's steps over which eta "
+              "rises from eta/25 to --eta")
+    flag("--nesterov", group=fast, action="store_true", help="Nesterov's momentum")
+    flag("--label-smoothing", group=fast, type=fraction, metavar="EPS",
+         help="train towards (1-EPS) on the label and EPS/10 spread over all classes")
+    flag("--test-at-end", group=fast, action="store_true",
+         help="measure the test set once, at the best validation epoch, not every epoch")
 
     e = sub.add_parser("evaluate", help="test accuracy of a saved network, or of several and "
                                         "of their average (an ensemble)")
@@ -150,7 +164,10 @@ def check_train_args(args, parser):
                                   lmbda=args.lmbda, momentum=args.momentum,
                                   patience=args.patience, eta_decay=args.eta_decay,
                                   engine=args.engine, augment=args.augment,
-                                  epochs=args.epochs, monitor_training=args.monitor_training)
+                                  epochs=args.epochs, monitor_training=args.monitor_training,
+                                  schedule=args.schedule, warmup=args.warmup,
+                                  nesterov=args.nesterov, label_smoothing=args.label_smoothing,
+                                  test_at_end=args.test_at_end)
     except ValueError as exc:
         parser.error(as_flags(str(exc)))
     if args.model:
@@ -176,7 +193,9 @@ def check_train_args(args, parser):
 FLAGS = {"mini_batch_size": "--batch-size", "eta_decay": "--eta-decay", "eta": "--eta",
          "lmbda": "--lmbda", "momentum": "--momentum", "patience": "--patience",
          "engine": "--engine", "augment": "--augment", "epochs": "--epochs",
-         "monitor_training": "--monitor-training"}
+         "monitor_training": "--monitor-training", "schedule": "--schedule",
+         "warmup": "--warmup", "nesterov": "--nesterov", "label_smoothing": "--label-smoothing",
+         "test_at_end": "--test-at-end"}
 
 
 def as_flags(message):
@@ -279,6 +298,14 @@ def train(args, run, training_set, validation, test):
                                      if getattr(args, key)), flush=True)
     warned, writes = [], cli_runs.Writes()
 
+    def write_outputs(run):
+        if args.checkpoint:  # first: the epoch is safe even if the metrics fail
+            writes.attempt("checkpoint", args.checkpoint,
+                           lambda: checkpoint.save_run(run, args.checkpoint, kept), run.epoch)
+        if args.metrics:  # rewritten each epoch, so a stopped run keeps its curve
+            writes.attempt("metrics", args.metrics, lambda: write_json(
+                args.metrics, {"config": config, "epochs": run.history}), run.epoch)
+
     def on_epoch(record, run):
         try:
             print(epoch_line(record, args.epochs), flush=True)
@@ -286,12 +313,7 @@ def train(args, run, training_set, validation, test):
             if not stdout_closed():
                 raise
             quiet_pipe()
-        if args.checkpoint:  # first: the epoch is safe even if the metrics fail
-            writes.attempt("checkpoint", args.checkpoint,
-                           lambda: checkpoint.save_run(run, args.checkpoint, kept), run.epoch)
-        if args.metrics:  # rewritten each epoch, so a stopped run keeps its curve
-            writes.attempt("metrics", args.metrics, lambda: write_json(
-                args.metrics, {"config": config, "epochs": run.history}), run.epoch)
+        write_outputs(run)
         if not warned and training.not_learning(run.history, net.n_out):
             warned.append(1)
             print(f"digitnet: warning: epoch {record['epoch']} ended near chance accuracy and "
@@ -312,6 +334,8 @@ def train(args, run, training_set, validation, test):
               f"{run.epoch} finished epochs", file=sys.stderr, flush=True)
         code = 143 if stop.signal == signal.SIGTERM else 130
         return cli_runs.finish(args, run, writes, code, "when stopped")
+    if s.test_at_end:  # the best epoch's record has its test figures only now
+        write_outputs(run)
     best = training.best_epoch(run.history)
     print(f"best validation accuracy {100 * best['validation_accuracy']:.2f}% at epoch "
           f"{best['epoch']}: test accuracy {100 * best['test_accuracy']:.2f}% "
@@ -320,13 +344,18 @@ def train(args, run, training_set, validation, test):
 
 
 def epoch_line(record, epochs):
-    line = (f"epoch {record['epoch']}/{epochs}  test {record['test_correct']}/"
-            f"{record['test_total']} ({100 * record['test_accuracy']:.2f}%)")
+    """One line per epoch; with --test-at-end the test set is not measured
+    yet, and the validation set stands in."""
+    line = f"epoch {record['epoch']}/{epochs}"
+    if "test_accuracy" in record:
+        line += (f"  test {record['test_correct']}/{record['test_total']} "
+                 f"({100 * record['test_accuracy']:.2f}%)")
     if "validation_accuracy" in record:
         line += f"  validation {100 * record['validation_accuracy']:.2f}%"
     if "training_accuracy" in record:
         line += f"  training {100 * record['training_accuracy']:.2f}%"
-    return line + f"  cost {record['test_cost']:.4f}  {record['seconds']:.2f}s"
+    cost = record.get("test_cost", record.get("validation_cost"))
+    return line + f"  cost {cost:.4f}  {record['seconds']:.2f}s"
 
 
 def progress_bar(epochs):

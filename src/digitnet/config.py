@@ -18,6 +18,7 @@ import math
 import numbers
 
 ENGINES = ("batched", "per-example")
+SCHEDULES = ("constant", "one-cycle", "cosine")
 
 
 def whole(v, low):
@@ -45,10 +46,16 @@ FIELDS = {
     "augment": (lambda v: isinstance(v, bool), "true or false"),
     "epochs": (lambda v: whole(v, 0), "a whole number >= 0"),
     "monitor_training": (lambda v: isinstance(v, bool), "true or false"),
+    "schedule": (lambda v: v in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
+    "warmup": (lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "nesterov": (lambda v: isinstance(v, bool), "true or false"),
+    "label_smoothing": (lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "test_at_end": (lambda v: isinstance(v, bool), "true or false"),
 }
 # Settings that checkpoints from before them lack: their defaults then hold
 # (the command line kept its epochs and monitor_training in `extra`).
-LATER = ("augment", "epochs", "monitor_training")
+LATER = ("augment", "epochs", "monitor_training", "schedule", "warmup", "nesterov",
+         "label_smoothing", "test_at_end")
 
 
 def show(value, width=40):
@@ -70,12 +77,28 @@ def problems(settings, prefix=""):
             found.append(f"{prefix}{key} is missing")
         elif not ok(settings[key]):
             found.append(f"{prefix}{key} must be {what}, got {show(settings[key])}")
-    if not found and settings["eta_decay"] is not None and settings["patience"] is None:
-        found.append(f"{prefix}eta_decay needs {prefix}patience: the schedule halves the "
-                     f"learning rate each time {prefix}patience runs out")
+    if not found:
+        found += conflicts({**DEFAULTS, **settings}, prefix)
     unknown = sorted(set(settings) - set(FIELDS))
     if unknown:
         found.append(f"{prefix}{unknown[0]} is not a setting of a run")
+    return found
+
+
+def conflicts(s, prefix):
+    """Settings each fine alone but not together."""
+    found = []
+    if s["eta_decay"] is not None and s["patience"] is None:
+        found.append(f"{prefix}eta_decay needs {prefix}patience: the schedule halves the "
+                     f"learning rate each time {prefix}patience runs out")
+    if s["eta_decay"] is not None and s["schedule"] != "constant":
+        found.append(f"{prefix}eta_decay halves a constant learning rate, and "
+                     f"{s['schedule']} sets its own")
+    if s["warmup"] and s["schedule"] == "constant":
+        found.append(f"{prefix}warmup is part of the one-cycle and cosine schedules, "
+                     f"not the constant one")
+    if s["nesterov"] and not s["momentum"]:
+        found.append(f"{prefix}nesterov needs {prefix}momentum > 0")
     return found
 
 
@@ -91,6 +114,15 @@ class TrainConfig:
     distorting every mini-batch afresh (augment.py); epochs, how many the
     run trains in all (a resumed run may be given more); monitor_training,
     measuring cost and accuracy on the training data too after each epoch.
+
+    Beyond the book: schedule, "constant" (eta, halved by eta_decay) or
+    eta changed at every mini-batch over the run's epochs, "one-cycle"
+    (a linear rise from eta/25 over the first `warmup` fraction of the
+    steps, then a linear fall to 0) or "cosine" (the same rise, then half a
+    cosine down to 0) (schedules.py); nesterov, Nesterov's momentum;
+    label_smoothing eps, training towards (1 - eps) e_label + eps/n_out
+    rather than e_label; test_at_end, measuring the test set once, at the
+    best validation epoch after training, rather than after every epoch.
     """
 
     mini_batch_size: int
@@ -103,6 +135,11 @@ class TrainConfig:
     augment: bool = False
     epochs: int = 30
     monitor_training: bool = False
+    schedule: str = "constant"
+    warmup: float = 0.0
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    test_at_end: bool = False
 
     def __post_init__(self):
         found = problems(dataclasses.asdict(self))
@@ -111,7 +148,8 @@ class TrainConfig:
         # plain Python numbers, so the JSON of a checkpoint is the same
         # whatever the caller passed (numpy scalars, 10.0 for 10)
         for key, kind in (("mini_batch_size", int), ("eta", float), ("lmbda", float),
-                          ("momentum", float), ("epochs", int)):
+                          ("momentum", float), ("epochs", int), ("warmup", float),
+                          ("label_smoothing", float)):
             object.__setattr__(self, key, kind(getattr(self, key)))
         if self.patience is not None:
             object.__setattr__(self, "patience", int(self.patience))
@@ -126,3 +164,7 @@ class TrainConfig:
     def from_json(cls, settings):
         """The config a checkpoint's `settings` describe (checked by `problems`)."""
         return cls(**settings)
+
+
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+            if f.default is not dataclasses.MISSING}

@@ -53,11 +53,30 @@ def backprop(net, x, y, masks=None):
 GRADIENTS = {"batched": backprop, "per-example": backprop_per_example}
 
 
-def update(net, nabla_b, nabla_w, k, decay, momentum, velocities):
-    """The step above, in place: k = eta/m, decay = eta lmbda/n.
+def update(net, nabla_b, nabla_w, k, decay, momentum, velocities, nesterov=False):
+    """The step above, in place: k = eta/m, decay = eta lmbda/n.  With
+    `nesterov`, Sutskever's form of Nesterov's momentum: the velocity as
+    above, then w -> w + mu v - (eta/m) nabla_w - (eta lmbda/n) w, the step
+    taken from where the momentum is carrying w.
 
     k and decay stay Python floats, so a float32 network stays float32.
     """
+    if momentum and nesterov:
+        for w, b, nw, nb, (vw, vb) in zip(net.weights, net.biases, nabla_w, nabla_b,
+                                          velocities):
+            g = k * nw
+            if decay:
+                g += decay * w
+            vw *= momentum
+            vw -= g
+            w += momentum * vw
+            w -= g
+            g = k * nb
+            vb *= momentum
+            vb -= g
+            b += momentum * vb
+            b -= g
+        return
     if momentum:
         for w, b, nw, nb, (vw, vb) in zip(net.weights, net.biases, nabla_w, nabla_b,
                                           velocities):
@@ -78,11 +97,22 @@ def update(net, nabla_b, nabla_w, k, decay, momentum, velocities):
         b -= k * nb
 
 
+def targets(xp, labels, eye, smoothing):
+    """y(x) for a mini-batch: one-hot columns, or with label smoothing eps
+    (1 - eps) e_label + eps/n_out, so a softmax output is never pushed
+    towards certainty (its logits would grow without bound)."""
+    y = one_hot(xp, labels, eye)
+    if smoothing:
+        y = y * (1.0 - smoothing) + smoothing / eye.shape[0]
+    return y
+
+
 def stepper(net, rows, labels, config, eta, velocities=None):
     """(begin, step, end) for one pass over device data (training.to_device)
-    by the TrainConfig `config` at learning rate `eta` (the schedule's,
-    which may have halved config.eta); `velocities` are the run's momentum
-    buffers.
+    by the TrainConfig `config` at learning rate `eta`: a number for the
+    whole pass (the constant schedule's, which may have halved config.eta),
+    or a function of the mini-batch's index in the pass (schedules.py);
+    `velocities` are the run's momentum buffers.
 
     step(idx) trains on the examples `idx`, each freshly distorted (augment.py)
     when config.augment; begin() and end() bracket a pass (the fast path works
@@ -95,8 +125,9 @@ def stepper(net, rows, labels, config, eta, velocities=None):
     if config.augment and side * side != net.n_in:
         raise ValueError(f"augmentation needs square pictures, and the network takes "
                          f"{net.n_in} inputs")
-    decay = eta * config.lmbda / n
-    if engine == "batched" and backend.has_out(xp) and spec is not None and not config.augment:
+    plain = (config.augment or callable(eta) or config.nesterov or config.label_smoothing)
+    if engine == "batched" and backend.has_out(xp) and spec is not None and not plain:
+        decay = eta * config.lmbda / n
         fast = FastBatched(net, spec, rows, labels, m, momentum=momentum, decay=decay,
                            velocities=velocities)
         ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
@@ -106,15 +137,20 @@ def stepper(net, rows, labels, config, eta, velocities=None):
         return fast.load, step, fast.store
     gradient = GRADIENTS[engine]
     eye = xp.eye(net.n_out, dtype=net.dtype)
+    rate = eta if callable(eta) else (lambda i: eta)
+    steps = [0]  # mini-batches taken in this pass
 
     def step(idx):
         x = backend.bytes_to_float(xp, xp.take(rows, idx, axis=0), net.dtype).T
         if config.augment:
             x = augment.augment(xp, x, augment.draw(net.rng, x.shape[1]), side)
-        y = one_hot(xp, xp.take(labels, idx), eye)
+        y = targets(xp, xp.take(labels, idx), eye, config.label_smoothing)
         masks = net.dropout_masks(x.shape[1]) if net.dropout else None
         nabla_b, nabla_w = gradient(net, x, y, masks)
-        update(net, nabla_b, nabla_w, eta / x.shape[1], decay, momentum, velocities)
+        eta_now = rate(steps[0])
+        steps[0] += 1
+        update(net, nabla_b, nabla_w, eta_now / x.shape[1], eta_now * config.lmbda / n,
+               momentum, velocities, config.nesterov)
 
     def nothing():
         pass

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend, engines
+from . import backend, engines, schedules
 from .config import TrainConfig, whole
 from .costs import COSTS
 from .engines import one_hot
@@ -122,10 +122,10 @@ class Run:
         xp = self.net.xp
         flat = [a for pair in self.velocities or () for a in pair]
         return (copies(xp, self.net.weights), copies(xp, self.net.biases), copies(xp, flat),
-                self.net.rng.bit_generator.state)
+                self.net.rng.bit_generator.state, self.eta)
 
     def restore(self, snapshot):
-        weights, biases, flat, rng_state = snapshot
+        weights, biases, flat, rng_state, self.eta = snapshot
         self.net.weights[:], self.net.biases[:] = weights, biases
         if self.velocities:
             self.velocities = list(zip(flat[0::2], flat[1::2]))
@@ -181,12 +181,16 @@ class Run:
             state["best"], as_net(state["best_weights"]), as_net(state["best_biases"]))
 
 
-def run_epoch(run, rows, labels, progress=None, stop=None):
+def run_epoch(run, rows, labels, progress=None, stop=None, epochs=None):
     """One SGD pass over device data in a fresh order from the network's
-    generator; False if `stop()` said to stop before the pass was done."""
+    generator; False if `stop()` said to stop before the pass was done.
+    A per-step schedule runs over `epochs` (default: the config's), and
+    leaves run.eta at the pass's last rate."""
     net = run.net
     xp, n, m = net.xp, rows.shape[0], run.config.mini_batch_size
-    begin, step, end = engines.stepper(net, rows, labels, run.config, run.eta, run.velocities)
+    scheduled = schedules.for_pass(run.config, run.epoch, epochs or run.config.epochs, n)
+    begin, step, end = engines.stepper(net, rows, labels, run.config, scheduled or run.eta,
+                                       run.velocities)
     order = xp.asarray(net.rng.permutation(n))
     batches = range(0, n, m)
     if progress is not None:
@@ -199,7 +203,17 @@ def run_epoch(run, rows, labels, progress=None, stop=None):
                 return False
     end()
     backend.synchronize(xp)
+    if scheduled:
+        run.eta = scheduled(-(-n // m) - 1)
     return True
+
+
+def measured(run, name, rows, labels, penalty):
+    """Cost (L2 included) and accuracy on one set, as name_* fields."""
+    cost, correct = measure(run.net, rows, labels)
+    total = rows.shape[0]
+    return {f"{name}_cost": cost / total + penalty, f"{name}_correct": correct,
+            f"{name}_total": total, f"{name}_accuracy": correct / total}
 
 
 def record_epoch(run, sets, n, seconds, started):
@@ -208,12 +222,25 @@ def record_epoch(run, sets, n, seconds, started):
     record = {"epoch": run.epoch, "eta": run.eta, "seconds": seconds}
     penalty = l2_term(run.net, run.config.lmbda, n)
     for name, (rows, labels) in sets.items():
-        cost, correct = measure(run.net, rows, labels)
-        total = rows.shape[0]
-        record.update({f"{name}_cost": cost / total + penalty, f"{name}_correct": correct,
-                       f"{name}_total": total, f"{name}_accuracy": correct / total})
+        record.update(measured(run, name, rows, labels, penalty))
     record["elapsed"] = time.perf_counter() - started
     return record
+
+
+def test_at_end(run, test, n, started):
+    """With test_at_end: measure the test set once, with the weights the
+    run ends with (its best validation epoch's), into that epoch's record;
+    `elapsed` of the last record then includes this measurement too."""
+    if not run.history:
+        return
+    fields = measured(run, "test", *test, l2_term(run.net, run.config.lmbda, n))
+    best = best_epoch(run.history)
+    for record in run.history:
+        if record["epoch"] == best["epoch"]:
+            record.update(fields)
+    if run.best is not None:
+        run.best.record.update(fields)
+    run.history[-1]["elapsed"] = time.perf_counter() - started
 
 
 def schedule(run, record):
@@ -266,6 +293,8 @@ def fit(run, training_data, epochs=None, *, validation_data=None, test_data=None
     sets = {"training": (rows, labels)} if run.config.monitor_training else {}
     sets.update((name, to_device(net, d, f"the {name} data")) for name, d in
                 (("validation", validation_data), ("test", test_data)) if d is not None)
+    test = sets.pop("test") if run.config.test_at_end and "test" in sets else None
+    backend.keep_freed_memory(net.xp)
     n = rows.shape[0]
     if run.config.mini_batch_size > n:
         raise ValueError(f"mini_batch_size {run.config.mini_batch_size} is larger "
@@ -274,7 +303,7 @@ def fit(run, training_data, epochs=None, *, validation_data=None, test_data=None
         before = run.snapshot()
         began = time.perf_counter()
         wrap = (lambda batches: progress(batches, run.epoch)) if progress else None
-        if not run_epoch(run, rows, labels, wrap, stop):
+        if not run_epoch(run, rows, labels, wrap, stop, epochs):
             run.restore(before)
             run.ended = "interrupted"
             break
@@ -295,6 +324,8 @@ def fit(run, training_data, epochs=None, *, validation_data=None, test_data=None
         if on_epoch is not None:
             on_epoch(record, run)
     run.use_best()
+    if test is not None:
+        test_at_end(run, test, n, started)
     return run
 
 
