@@ -42,7 +42,8 @@ def make_epoch(torch, sizes, rows, labels, mini_batch_size, eta, dtype, device, 
 
 
 def make_model_epoch(torch, spec, rows, labels, mini_batch_size, eta, lmbda=0.0, momentum=0.0,
-                     dropout=0.0, n=None, seed=0, device="cpu"):
+                     dropout=0.0, n=None, seed=0, device="cpu", nesterov=False,
+                     label_smoothing=0.0, rate=None):
     """One epoch of the README recipes' networks (model.py) in PyTorch, as a
     user would write it: ReLU, N(0, 1/n_in) weights and zero biases, a softmax
     output with the mean log-likelihood (CrossEntropyLoss), SGD with momentum
@@ -51,6 +52,10 @@ def make_model_epoch(torch, spec, rows, labels, mini_batch_size, eta, lmbda=0.0,
     inputs of every fully connected layer fed by a hidden layer.  Pooling
     comes before the ReLU, as digitnet does it (the same function, cheaper).
     `n` is the training set size of the L2 term (default: the rows given).
+    Issue 20's levers: `nesterov` (SGD's own), `label_smoothing`
+    (CrossEntropyLoss's own), and `rate(step)`, the learning rate of each
+    mini-batch counted from the start of the run (a schedule), set in the
+    optimizer's groups before each step.
     """
     torch.manual_seed(seed)
     shape, layers, hidden = (1, 28, 28), [], False
@@ -91,18 +96,23 @@ def make_model_epoch(torch, spec, rows, labels, mini_batch_size, eta, lmbda=0.0,
     n_total = n or rows.shape[0]
     opt = torch.optim.SGD([{"params": weights, "weight_decay": lmbda / n_total},
                            {"params": biases, "weight_decay": 0.0}],
-                          lr=eta, momentum=momentum)
-    loss_fn = torch.nn.CrossEntropyLoss()
+                          lr=eta, momentum=momentum, nesterov=nesterov)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     # uint8 pixels kept as bytes and scaled per mini-batch, as digitnet does
     x_all = torch.as_tensor(np.ascontiguousarray(rows), device=device)
     raw_bytes = x_all.dtype == torch.uint8
     y_all = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
     images = len(shape) == 3 or spec.startswith("conv")
     rng = np.random.default_rng(seed)
+    steps = [0]
 
     def epoch():
         order = torch.as_tensor(rng.permutation(x_all.shape[0]), device=device)
         for k in range(0, x_all.shape[0], mini_batch_size):
+            if rate is not None:
+                for group in opt.param_groups:
+                    group["lr"] = rate(steps[0])
+            steps[0] += 1
             idx = order[k:k + mini_batch_size]
             x = x_all[idx].float() / 255.0 if raw_bytes else x_all[idx]
             if images:

@@ -114,7 +114,34 @@ def test_plot_curves(tmp_path, capsys):
     assert png_size(out) == (1100, 400)  # accuracy and cost side by side
 
 
+def test_plot_time_draws_each_run_against_its_seconds(tmp_path, capsys):
+    """Every epoch that measured the test set, at its elapsed seconds; an
+    epoch without test figures (--test-at-end) is left out, not drawn at 0."""
+    run = {"config": {}, "epochs": [
+        {"epoch": 1, "elapsed": 10.0, "validation_accuracy": 0.98, "test_accuracy": 0.981},
+        {"epoch": 2, "elapsed": 20.5, "validation_accuracy": 0.99},
+        {"epoch": 3, "elapsed": 31.0, "validation_accuracy": 0.995, "test_accuracy": 0.9953}]}
+    path = tmp_path / "speed.json"
+    path.write_text(json.dumps(run))
+    old = write_run(tmp_path / "old.json", 3.0, [0.9, 0.93])  # no elapsed: nothing to draw
+    fig = plots.time_to_accuracy([str(path), old], labels=["speed", "old"], target=99.5)
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["speed"].get_xdata()) == [10.0, 31.0]
+    assert list(lines["speed"].get_ydata()) == pytest.approx([0.981, 0.9953])
+    assert "old" not in lines and ax.get_xscale() == "log" and ax.get_yscale() == "logit"
+    out = tmp_path / "time.png"
+    assert cli.main(["plot", "time", str(path), "--target", "99.5", "--out", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote {out}\n" and png_size(out) == (800, 450)
+    assert cli.main(["plot", "time", old, "--out", str(out)]) == 1
+    assert "no test accuracy with its elapsed seconds" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["plot", "time", "a.json", "--target", "101", "--out", "t.png"],
+     "--target: must be a percentage in [0, 100]"),
+    (["plot", "time", "a.json", "b.json", "--labels", "one", "--out", "t.png"],
+     "--labels: 1 labels for 2 runs"),
     (["plot", "curves", "a.json", "--out", "/no/such/dir/c.png"],
          "--out: cannot write /no/such/dir/c.png: folder /no/such/dir does not exist"),
     (["plot", "curves", "a.json", "b.json", "--labels", "one", "--out", "c.png"],

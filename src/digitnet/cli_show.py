@@ -8,7 +8,7 @@ import sys
 
 from . import data
 from .cliargs import (Parser, add_data_args, add_device_arg, check_output_path, dataset_for,
-                      int_at_least, load_network, load_networks)
+                      int_at_least, load_network, load_networks, percentage)
 
 
 def add_commands(sub):
@@ -32,6 +32,13 @@ def add_commands(sub):
     c.add_argument("runs", nargs="+", metavar="RUN.json", help="written by train --metrics")
     c.add_argument("--labels", nargs="+", help="one legend label per run")
     _out(c, cmd_curves)
+
+    t = kinds.add_parser("time", help="test accuracy against wall seconds from metrics files")
+    t.add_argument("runs", nargs="+", metavar="RUN.json", help="written by train --metrics")
+    t.add_argument("--labels", nargs="+", help="one legend label per run")
+    t.add_argument("--target", type=percentage, metavar="PERCENT",
+                   help="draw a level line at this accuracy, e.g. 99.5")
+    _out(t, cmd_time)
 
     for name, helptext, run in (
             ("errors", "a grid of misclassified test examples", cmd_errors),
@@ -107,6 +114,15 @@ def cmd_curves(args, parser):
     if args.labels and len(args.labels) != len(args.runs):
         parser.error(f"--labels: {len(args.labels)} labels for {len(args.runs)} runs")
     plots.learning_curves(args.runs, labels=args.labels, path=args.out)
+    return _wrote(args.out)
+
+
+def cmd_time(args, parser):
+    from . import plots
+    check_output_path(parser, "--out", args.out)
+    if args.labels and len(args.labels) != len(args.runs):
+        parser.error(f"--labels: {len(args.labels)} labels for {len(args.runs)} runs")
+    plots.time_to_accuracy(args.runs, labels=args.labels, target=args.target, path=args.out)
     return _wrote(args.out)
 
 

@@ -112,6 +112,56 @@ def learning_curves(runs, labels=None, path=None):
     return _done(fig, path)
 
 
+def time_curve(run):
+    """(seconds, test accuracy %) after each epoch that measured the test
+    set: the wall time since training began, evaluation included."""
+    points = [(r["elapsed"], 100 * r.get("test_accuracy", r.get("accuracy")))
+              for r in run["epochs"] if isinstance(r.get("elapsed"), (int, float))
+              and isinstance(r.get("test_accuracy", r.get("accuracy")), (int, float))]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def time_to_accuracy(runs, labels=None, target=None, path=None):
+    """Test accuracy against wall seconds, one line per run, both axes
+    stretched where the recipes differ: time on a log scale (a one-minute
+    run and a thirty-minute one on one picture) and accuracy on a logit
+    scale (95% -> 99% is as far as 99% -> 99.8%).  `target`, a
+    percentage, is drawn as a level line."""
+    runs = [read_metrics(r) if isinstance(r, (str, Path)) else r for r in runs]
+    labels = labels or [run_label(r, f"run {i + 1}") for i, r in enumerate(runs)]
+    if len(labels) != len(runs):
+        raise ValueError(f"{len(labels)} labels for {len(runs)} runs")
+    curves = [time_curve(r) for r in runs]
+    if not any(x for x, _ in curves):
+        raise ValueError("no test accuracy with its elapsed seconds in these metrics files")
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    fig = figure(8, 4.5)
+    ax = fig.subplots()
+    for i, ((x, y), label) in enumerate(zip(curves, labels)):
+        if x:  # clipped off 100%, which the logit scale puts at infinity
+            ax.plot(x, [min(v, 99.99) / 100 for v in y], "-", color=f"C{i % 10}",
+                    marker="." if len(x) < 60 else None, label=label)
+    if target is not None:
+        ax.axhline(target / 100, color="0.4", linewidth=0.8, linestyle=":")
+    ax.set_xscale("log")
+    ax.set_yscale("logit")
+    seconds = [s for s in (1, 3, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)]
+    ax.xaxis.set_major_locator(FixedLocator(seconds))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    levels = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.997, 0.998, 0.999]
+    ax.yaxis.set_major_locator(FixedLocator(levels))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
+    low = min(min(y) for _, y in curves if y)
+    ax.set_ylim(max(min(low, target or 100) / 100 - 0.005, 0.5), 0.998)
+    ax.set_xlabel("wall seconds since training began (log scale)")
+    ax.set_ylabel("test accuracy (logit scale)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    return _done(fig, path)
+
+
 def predictions(net, dataset):
     """The network's class for every example (net.outputs, chunked on its device)."""
     return np.argmax(net.outputs(dataset.images), axis=1)
