@@ -2,7 +2,7 @@
 reaches a target: what a user waits for, evaluation included.
 
     DIGITNET_DATA=../shared/data python benchmarks/time_to_accuracy.py dense [conv] [--seed S] \
-        [--torch] [--src OLD/src] [--peers-only]
+        [--torch] [--src OLD/src] [--peers-only] [--curve TORCH.json]
 
 For each recipe the trainer runs as `digitnet train` runs it (the same
 Model, options and data, the expanded set for conv), and after every epoch
@@ -13,17 +13,20 @@ loading and expansion excluded), or that the run ended first.  `--torch`
 also runs the PyTorch peer (peer_torch.make_model_epoch: the same network,
 options, data, schedule and evaluation each epoch), and `--src` an older
 digitnet source tree, one after the other in the same run (`--peers-only`
-skips the current digitnet).  Not a timed
+skips the current digitnet; `--curve` writes the peer's epochs as a
+metrics file for `digitnet plot time`).  Not a timed
 test: run it alone on a quiet machine, and compare figures only within one
 sitting (this machine's speed wanders by up to 2.5x from day to day).
 """
 
 import copy
+import json
 import os
 import sys
 import time
 
 import digitnet
+import digitnet.training  # noqa: F401  (dn.training below)
 from digitnet import schedules
 from digitnet.config import TrainConfig
 from ab_speed import load  # the script's own folder is on sys.path
@@ -38,12 +41,13 @@ RECIPES = {
              dict(mini_batch_size=20, eta=0.01, lmbda=5.0, momentum=0.9, patience=1,
                   eta_decay=32),
              12, True, (0.993, 0.995)),
-    # the README's speed recipe (issue 20): the test set is measured once, at
-    # the end, so its time to a target is the whole run's when it is reached
+    # the README's speed recipe (issue 20); with test_at_end (a lever of
+    # its table) the test set is measured once, at the end, and the time to
+    # a target is then the whole run's when it is reached
     "speed": (dict(layers="conv:16x5x5,pool:2,conv:32x5x5,pool:2,fc:128,softmax:10",
                    activation="relu", init="scaled"),
               dict(mini_batch_size=64, eta=0.1, lmbda=25.0, momentum=0.9, nesterov=True,
-                   schedule="one-cycle", warmup=0.2, label_smoothing=0.1, test_at_end=True),
+                   schedule="one-cycle", warmup=0.2, label_smoothing=0.1),
               3, True, (0.993, 0.995)),
 }
 
@@ -111,10 +115,12 @@ def torch_time_to(name, seed=0):
                              label_smoothing=config.label_smoothing, rate=rate)
     conv = model_options["layers"].startswith("conv")
     reached, best, since, eta = dict.fromkeys(targets), None, 0, config.eta
+    records = torch_time_to.records = []  # as a --metrics file's, for `digitnet plot time`
     started = time.perf_counter()
     for e in range(1, epochs + 1):
         epoch()
         val = accuracy(torch, epoch.model, validation, conv)
+        records.append({"epoch": e, "validation_accuracy": val})
         if best is None or val > best[0]:
             # as digitnet's test_at_end: the best epoch's weights kept, tested once
             tst = (copy.deepcopy(epoch.model.state_dict()) if config.test_at_end
@@ -126,6 +132,7 @@ def torch_time_to(name, seed=0):
             print(f"  torch {name} epoch {e}: validation {100 * val:.2f}% at "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
             continue
+        records[-1].update(test_accuracy=tst, elapsed=time.perf_counter() - started)
         for target in targets:
             if reached[target] is None and best[1] >= target:
                 reached[target] = (e, time.perf_counter() - started)
@@ -137,6 +144,11 @@ def torch_time_to(name, seed=0):
             eta, since = eta / 2, 0
             for group in epoch.optimizer.param_groups:
                 group["lr"] = eta
+    if "--curve" in sys.argv:
+        path = sys.argv[sys.argv.index("--curve") + 1]
+        with open(path, "w") as f:
+            json.dump({"config": {"peer": "torch", "recipe": name, "seed": seed},
+                       "epochs": records}, f)
     if config.test_at_end:
         epoch.model.load_state_dict(best[1])
         tst = accuracy(torch, epoch.model, test, conv)

@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+import digitnet.training  # noqa: F401  (dn.training below)
+
 from ab_speed import CONV, load
 
 RECIPES = {  # name: (model options, run options, examples per epoch)
@@ -74,6 +76,7 @@ class _Data:
 
     def __init__(self, rows, labels):
         self.images, self.labels = rows.T, labels
+        self.rows = rows
 
 
 def main(argv):

@@ -167,11 +167,20 @@ class MaxPool:
         each of them on a tie, as the book's Theano pooling does)."""
         x, top = cache
         delta = xp.reshape(delta, top.shape)
-        dx = xp.empty(x.shape, dtype=delta.dtype)
-        # the blocks tile x exactly (h and w divide by p), so every entry is set
+        if backend.has_out(xp):
+            # x as (C, h, p, w, p, m) blocks, the max and delta broadcast
+            # over each block: two passes, written into one buffer, rather
+            # than 2 p*p strided ones (conv:16x5x5's pool at m = 64:
+            # 680 -> 397 us).
+            c, h, wd = self.shape_out
+            p, m = self.p, x.shape[-1]
+            blocks = (c, h, p, wd, p, m)
+            spread = (c, h, 1, wd, 1, m)
+            dx = xp.empty(blocks, dtype=delta.dtype)
+            xp.equal(xp.reshape(x, blocks), xp.reshape(top, spread), out=dx)
+            xp.multiply(dx, xp.reshape(delta, spread), out=dx)
+            return None, xp.reshape(dx, x.shape)
+        dx = xp.zeros(x.shape, dtype=delta.dtype)
         for index in self.offsets():
-            target = dx[index]
-            part = backend.where_zero(xp, x[index] == top, delta, out=target)
-            if part is not target:
-                dx[index] = part
+            dx[index] = backend.where_zero(xp, x[index] == top, delta)
         return None, dx

@@ -294,7 +294,6 @@ def fit(run, training_data, epochs=None, *, validation_data=None, test_data=None
     sets.update((name, to_device(net, d, f"the {name} data")) for name, d in
                 (("validation", validation_data), ("test", test_data)) if d is not None)
     test = sets.pop("test") if run.config.test_at_end and "test" in sets else None
-    backend.keep_freed_memory(net.xp)
     n = rows.shape[0]
     if run.config.mini_batch_size > n:
         raise ValueError(f"mini_batch_size {run.config.mini_batch_size} is larger "
