@@ -289,7 +289,8 @@ def train(args, run, training_set, validation, test):
     kept = {key: cli_runs.stored(getattr(args, key), args.checkpoint, args.relative[key])
             if key in args.relative else getattr(args, key) for key in KEPT}
     print(f"{'resuming' if args.resume else 'training'} {config['model']} on {args.dataset} "
-          f"({len(training_set)} examples), m={s.mini_batch_size}, eta={run.eta:g}, "
+          f"({len(training_set)} examples), m={s.mini_batch_size}, eta={run.eta:g}"
+          f"{'' if s.schedule == 'constant' else f' ({s.schedule})'}, "
           f"{s.engine} engine, {config['device']} {net.dtype_name}" +
           (f", from epoch {run.epoch}" if args.resume else ""), flush=True)
     if args.resume:

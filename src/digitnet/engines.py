@@ -12,8 +12,9 @@ is the book's weight decay w -> (1 - eta lmbda/n) w - (eta/m) nabla_w when
 mu = 0.  Biases are not decayed.
 
 Where it applies (the batched engine on NumPy or CuPy, a chain of fully
-connected layers, no augmentation) a step takes the fast path of
-batched.py, whose arithmetic is the same in another order.
+connected layers, no augmentation, and the book's options: a constant rate,
+plain momentum, one-hot targets) a step takes the fast path of batched.py,
+whose arithmetic is the same in another order.
 """
 
 import math

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The README's recipe table and picture: the record recipe for seeds 0-2 and
+# their ensemble, then seed 0 of the chapter-1, dense and conv recipes with
+# --metrics (about 60 minutes on 2 cores; run it alone), then the picture
+# from these and speedrun.sh's speed and PyTorch runs.
+#   DIGITNET_DATA=../shared/data bash benchmarks/recipes.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p runs
+run() {  # name, then the command after `digitnet`
+    local name=$1; shift
+    /usr/bin/time -f "%e s wall, %M KB peak" -o "runs/$name.wall" "$@" > "runs/$name.log" 2>&1
+    echo "$name: $(grep 'best validation' "runs/$name.log") $(cat "runs/$name.wall")"
+}
+for s in 0 1 2; do
+    run record-s$s digitnet train --layers conv:32x5x5,pool:2,conv:64x5x5,pool:2,fc:256,softmax:10 \
+        --activation relu --init scaled --dropout 0.25 --batch-size 64 --eta 0.1 --momentum 0.9 \
+        --nesterov --lmbda 25 --schedule one-cycle --warmup 0.2 --label-smoothing 0.1 --expand \
+        --epochs 12 --seed $s --save runs/record-s$s.npz --metrics runs/record-s$s.json
+done
+digitnet evaluate runs/record-s0.npz runs/record-s1.npz runs/record-s2.npz
+run chapter1 digitnet train --seed 0 --metrics runs/chapter1.json
+run dense digitnet train --layers fc:300,softmax:10 --activation relu --init scaled --eta 0.05 \
+    --momentum 0.9 --batch-size 20 --lmbda 5 --dropout 0.3 --epochs 40 --patience 3 \
+    --eta-decay 16 --seed 0 --metrics runs/dense.json
+run conv digitnet train --layers conv:20x5x5,pool:2,conv:40x5x5,pool:2,fc:100,softmax:10 \
+    --activation relu --init scaled --eta 0.01 --momentum 0.9 --batch-size 20 --lmbda 5 \
+    --dropout 0.5 --expand --epochs 12 --patience 1 --eta-decay 32 --seed 0 --metrics runs/conv.json
+digitnet plot time runs/chapter1.json runs/dense.json runs/conv.json runs/speed-s0.json \
+    runs/torch-speed-s0.json runs/record-s0.json --target 99.5 --out docs/time-to-accuracy.png \
+    --labels "chapter 1" "dense recipe" "conv recipe" "speed recipe" "speed recipe in PyTorch" \
+    "record recipe"
