@@ -304,3 +304,20 @@ def run(mutant):
 
 def main(names):
     chosen = [m for m in MUTANTS if not names or m[0] in names]
+    results = {}
+    for mutant in chosen:
+        start = time.perf_counter()
+        results[mutant[0]] = run(mutant)
+        print(f"{results[mutant[0]]:9} {mutant[0]}  ({time.perf_counter() - start:.0f} s)", flush=True)
+    caught = sum(r.startswith("caught") for r in results.values())
+    judged = sum(r != "stale" for r in results.values())
+    print(f"{caught} of {judged} mutants caught; survivors: "
+          f"{', '.join(n for n, r in results.items() if r == 'survived') or 'none'}; "
+          f"stale: {', '.join(n for n, r in results.items() if r == 'stale') or 'none'}; "
+          "caught only by the whole suite (TESTS_FOR misses their test): "
+          f"{', '.join(n for n, r in results.items() if r == 'caught*') or 'none'}")
+    return 0 if caught == len(results) else 1  # a stale mutant is a gap too
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

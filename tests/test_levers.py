@@ -204,3 +204,18 @@ def test_the_levers_train_the_same_on_every_namespace(name):
                 assert a[key] == pytest.approx(b[key], rel=1e-9), key
     for a, b in zip(wa, wb):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_a_diverged_scheduled_run_goes_back_to_its_last_epochs_rate(monkeypatch):
+    """Divergence in epoch 2 puts the run back at the end of epoch 1: its
+    per-step rate too, so a resumed run takes epoch 2's steps again at
+    epoch 2's rates."""
+    from digitnet import training
+    train = tiny_data(40, 4)
+    run = Run(full_batch(), mini_batch_size=10, eta=0.2, schedule="one-cycle", epochs=4)
+    checks = iter([True, False])
+    monkeypatch.setattr(training, "finite", lambda net: next(checks))
+    with pytest.raises(training.Diverged):
+        fit(run, train)
+    assert run.epoch == 1 and len(run.history) == 1
+    assert run.eta == run.history[0]["eta"] == pytest.approx(0.2 * 13 / 16)  # step 3 of 16
