@@ -153,3 +153,12 @@ def test_dtypes_and_module_passthrough(xp):
     assert backend.namespace(xp) is xp
     assert backend.dtype_of(xp, "float32") == xp.float32
     assert backend.dtype_of(xp, "float64") == xp.float64
+
+
+def test_freed_memory_is_kept_on_numpy_under_glibc_only():
+    """The plain engine's page-fault lever (backend.keep_freed_memory)
+    applies where glibc's mallopt exists, and never on other namespaces."""
+    import platform
+    from conftest import load_namespace
+    assert backend.keep_freed_memory(np) is (platform.libc_ver()[0] == "glibc")
+    assert backend.keep_freed_memory(load_namespace("strict")) is False

@@ -247,13 +247,13 @@ def keep_freed_memory(xp):
     """On NumPy under glibc, let freed blocks up to 32 MB stay in the process.
 
     A conv step allocates and frees the same large temporaries (im2col
-    matrices of 4-7 MB at m = 64) every mini-batch; by default glibc maps
-    each from the kernel and unmaps it on free, so every step pays page
-    faults for fresh zeroed pages.  Serving them from the heap instead, and
-    not trimming it, trained the speed recipe's network at m = 64 1.4x
-    faster (6.2k -> 8.8k examples/s, benchmarks/RESULTS.md).  The process
-    keeps up to 256 MB of freed memory.  Elsewhere (CuPy, which pools its
-    own; macOS; musl) it does nothing.  Returns whether it applied.
+    matrices of 4-7 MB at m = 64) every mini-batch.  Depending on what the
+    process allocated before, glibc may map each from the kernel and unmap
+    it on free, so that every step pays page faults for fresh zeroed pages:
+    the speed recipe's network without --expand took 9.2 s an epoch so,
+    5.5 s with this (benchmarks/RESULTS.md).  The process keeps up to 256 MB
+    of freed memory.  Elsewhere (CuPy, which pools its own; macOS; musl) it
+    does nothing.  Returns whether it applied.
     """
     if is_cupy(xp) or not has_out(xp):
         return False
