@@ -94,7 +94,7 @@ def time_to(name, seed=0, dn=digitnet, label="digitnet"):
     return reached, total
 
 
-def torch_time_to(name, seed=0):
+def torch_time_to(name, seed=0, curve=None):
     """time_to for the PyTorch peer: the same recipe, schedule (halve eta
     after `patience` epochs without a better validation accuracy, stop once
     it would fall to eta/eta_decay) and selection (test at the best
@@ -115,7 +115,7 @@ def torch_time_to(name, seed=0):
                              label_smoothing=config.label_smoothing, rate=rate)
     conv = model_options["layers"].startswith("conv")
     reached, best, since, eta = dict.fromkeys(targets), None, 0, config.eta
-    records = torch_time_to.records = []  # as a --metrics file's, for `digitnet plot time`
+    records = []  # as a --metrics file's, written to `curve` for `digitnet plot time`
     started = time.perf_counter()
     for e in range(1, epochs + 1):
         epoch()
@@ -144,9 +144,8 @@ def torch_time_to(name, seed=0):
             eta, since = eta / 2, 0
             for group in epoch.optimizer.param_groups:
                 group["lr"] = eta
-    if "--curve" in sys.argv:
-        path = sys.argv[sys.argv.index("--curve") + 1]
-        with open(path, "w") as f:
+    if curve:
+        with open(curve, "w") as f:
             json.dump({"config": {"peer": "torch", "recipe": name, "seed": seed},
                        "epochs": records}, f)
     if config.test_at_end:
@@ -168,7 +167,8 @@ def main(argv):
         old = load(argv[argv.index("--src") + 1], "digitnet_old")
         runners.append(("old", lambda name: time_to(name, seed, old, "old")))
     if "--torch" in argv:
-        runners.append(("torch", lambda name: torch_time_to(name, seed)))
+        curve = argv[argv.index("--curve") + 1] if "--curve" in argv else None
+        runners.append(("torch", lambda name: torch_time_to(name, seed, curve)))
     results = []
     for name in names:
         for label, runner in runners:

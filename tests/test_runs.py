@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +89,14 @@ def arrays(path):
         return {k: npz[k] for k in npz.files}
 
 
+def assert_same_files(got_path, want_path):
+    """Two model files hold the same arrays, bit for bit."""
+    want, got = arrays(want_path), arrays(got_path)
+    assert want.keys() == got.keys()
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
 @pytest.mark.parametrize("flags", [[], CONV], ids=["chapter-1", "conv-momentum-l2-dropout"])
 def test_a_resumed_run_ends_bit_for_bit_as_an_uninterrupted_one(small_split, tmp_path, flags,
                                                                 capsys):
@@ -104,10 +111,7 @@ def test_a_resumed_run_ends_bit_for_bit_as_an_uninterrupted_one(small_split, tmp
                      "--metrics", str(tmp_path / "b.json"), *data]) == 0
     out = capsys.readouterr().out
     assert "resuming" in out and ", from epoch 2" in out
-    want, got = arrays(a), arrays(b)
-    assert want.keys() == got.keys()
-    for key in want:
-        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    assert_same_files(b, a)
     assert [r["epoch"] for r in json.loads((tmp_path / "b.json").read_text())["epochs"]] == [1, 2, 3, 4]
     assert checkpoint.load_run(ckpt, device="cpu")[0].epoch == 4  # it kept checkpointing
 
@@ -133,10 +137,7 @@ def test_a_run_with_every_lever_resumes_bit_for_bit(small_split, tmp_path, monke
     assert cli.main(["train", "--resume", str(kept), "--save", str(b), *data]) == 0
     out = capsys.readouterr().out
     assert ", from epoch 2" in out and "epoch 3/4  validation" in out
-    want, got = arrays(a), arrays(b)
-    assert want.keys() == got.keys()
-    for key in want:
-        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    assert_same_files(b, a)
     resumed, _ = checkpoint.load_run(kept, device="cpu")
     assert resumed.epoch == 4 and resumed.config.schedule == "one-cycle"
     assert resumed.config.test_at_end and "test_accuracy" in training.best_epoch(resumed.history)

@@ -26,7 +26,7 @@ from .cliargs import (Parser, add_data_args, add_device_arg, dataset_for,
                       fraction, int_at_least, load_network, non_negative_float,
                       positive_float, quiet_pipe, stdout_closed)
 from .costs import COSTS
-from .config import ENGINES, SCHEDULES, TrainConfig
+from .config import DEFAULTS as SETTINGS, ENGINES, FIELDS, SCHEDULES, TrainConfig
 from .ensemble import Ensemble
 from .files import write_atomic
 from .model import INITS, Architecture, Model, spec_from_sizes
@@ -34,13 +34,10 @@ from .network import Network
 
 # The chapter-1 values every training flag falls back to.  Flags default to
 # None so that `--resume` can tell what the user gave.
-DEFAULTS = {"sizes": [data.N_PIXELS, 30, data.N_CLASSES], "epochs": 30, "batch_size": 10,
-            "eta": 3.0, "engine": "batched", "dtype": "float32", "seed": 0,
-            "dataset": "mnist", "cost": None, "activation": "sigmoid", "init": "large",
-            "dropout": 0.0, "lmbda": 0.0, "momentum": 0.0, "expand": False,
-            "patience": None, "eta_decay": None, "monitor_training": False, "augment": False,
-            "schedule": "constant", "warmup": 0.0, "nesterov": False, "label_smoothing": 0.0,
-            "test_at_end": False}
+# TrainConfig's own defaults (SETTINGS) are the book's; m and eta are chapter 1's.
+DEFAULTS = {**SETTINGS, "sizes": [data.N_PIXELS, 30, data.N_CLASSES], "batch_size": 10,
+            "eta": 3.0, "dtype": "float32", "seed": 0, "dataset": "mnist", "cost": None,
+            "activation": "sigmoid", "init": "large", "dropout": 0.0, "expand": False}
 ARCHITECTURE = ("layers", "cost", "activation", "init", "dropout")
 # What a resumed run may change: where its results go and what it runs on.
 RESUMABLE = ("epochs", "save", "metrics", "checkpoint", "device", "data_dir", "resume")
@@ -160,14 +157,9 @@ def check_train_args(args, parser):
                      f"got {sizes[-1]}")
     args.model = any(getattr(args, name) != DEFAULTS.get(name) for name in ARCHITECTURE)
     try:  # every training setting checked once, by TrainConfig, before any data loads
-        args.config = TrainConfig(mini_batch_size=args.batch_size, eta=args.eta,
-                                  lmbda=args.lmbda, momentum=args.momentum,
-                                  patience=args.patience, eta_decay=args.eta_decay,
-                                  engine=args.engine, augment=args.augment,
-                                  epochs=args.epochs, monitor_training=args.monitor_training,
-                                  schedule=args.schedule, warmup=args.warmup,
-                                  nesterov=args.nesterov, label_smoothing=args.label_smoothing,
-                                  test_at_end=args.test_at_end)
+        # each field's flag is its name, but for m's --batch-size
+        args.config = TrainConfig(**{key: getattr(args, FLAGS[key].lstrip("-").replace("-", "_"))
+                                     for key in FIELDS})
     except ValueError as exc:
         parser.error(as_flags(str(exc)))
     if args.model:

@@ -108,22 +108,23 @@ def _test_set(args, net):
     return test
 
 
-def cmd_curves(args, parser):
-    from . import plots
+def _metrics_plot(args, parser, draw, **options):
+    """plot curves and plot time: check --out and --labels, then draw."""
     check_output_path(parser, "--out", args.out)
     if args.labels and len(args.labels) != len(args.runs):
         parser.error(f"--labels: {len(args.labels)} labels for {len(args.runs)} runs")
-    plots.learning_curves(args.runs, labels=args.labels, path=args.out)
+    draw(args.runs, labels=args.labels, path=args.out, **options)
     return _wrote(args.out)
+
+
+def cmd_curves(args, parser):
+    from . import plots
+    return _metrics_plot(args, parser, plots.learning_curves)
 
 
 def cmd_time(args, parser):
     from . import plots
-    check_output_path(parser, "--out", args.out)
-    if args.labels and len(args.labels) != len(args.runs):
-        parser.error(f"--labels: {len(args.labels)} labels for {len(args.runs)} runs")
-    plots.time_to_accuracy(args.runs, labels=args.labels, target=args.target, path=args.out)
-    return _wrote(args.out)
+    return _metrics_plot(args, parser, plots.time_to_accuracy, target=args.target)
 
 
 def cmd_errors(args, parser):

@@ -78,6 +78,16 @@ def run_label(run, fallback):
     return fallback
 
 
+def labelled_runs(runs, labels):
+    """(metrics dicts, one label each) from metrics dicts or files and the
+    labels given, or each run's own."""
+    runs = [read_metrics(r) if isinstance(r, (str, Path)) else r for r in runs]
+    labels = labels or [run_label(r, f"run {i + 1}") for i, r in enumerate(runs)]
+    if len(labels) != len(runs):
+        raise ValueError(f"{len(labels)} labels for {len(runs)} runs")
+    return runs, labels
+
+
 def learning_curves(runs, labels=None, path=None):
     """Accuracy (and cost, when recorded) per epoch, one colour per run.
 
@@ -85,10 +95,7 @@ def learning_curves(runs, labels=None, path=None):
     tells the split (test solid, validation dashed, training dotted), so
     runs with different learning rates compare on one plot as in the book.
     """
-    runs = [read_metrics(r) if isinstance(r, (str, Path)) else r for r in runs]
-    labels = labels or [run_label(r, f"run {i + 1}") for i, r in enumerate(runs)]
-    if len(labels) != len(runs):
-        raise ValueError(f"{len(labels)} labels for {len(runs)} runs")
+    runs, labels = labelled_runs(runs, labels)
     kinds = [k for k in ("accuracy", "cost")
              if any(curve(r, key)[0] for r in runs for key, _, kind in SERIES if kind == k)]
     if not kinds:
@@ -127,10 +134,7 @@ def time_to_accuracy(runs, labels=None, target=None, path=None):
     run and a thirty-minute one on one picture) and accuracy on a logit
     scale (95% -> 99% is as far as 99% -> 99.8%).  `target`, a
     percentage, is drawn as a level line."""
-    runs = [read_metrics(r) if isinstance(r, (str, Path)) else r for r in runs]
-    labels = labels or [run_label(r, f"run {i + 1}") for i, r in enumerate(runs)]
-    if len(labels) != len(runs):
-        raise ValueError(f"{len(labels)} labels for {len(runs)} runs")
+    runs, labels = labelled_runs(runs, labels)
     curves = [time_curve(r) for r in runs]
     if not any(x for x, _ in curves):
         raise ValueError("no test accuracy with its elapsed seconds in these metrics files")
@@ -145,7 +149,7 @@ def time_to_accuracy(runs, labels=None, target=None, path=None):
         ax.axhline(target / 100, color="0.4", linewidth=0.8, linestyle=":")
     ax.set_xscale("log")
     ax.set_yscale("logit")
-    seconds = [s for s in (1, 3, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)]
+    seconds = [1, 3, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200]
     ax.xaxis.set_major_locator(FixedLocator(seconds))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
