@@ -12,6 +12,8 @@ without having drawn on the page.
 """
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,10 +33,25 @@ REAL_DATA_FIXTURES = {"mnist", "mnist_dir", "mnist_slice", "fashion_dir"}
 
 
 def pytest_configure(config):
+    # No test may read or fill the user's own cache (~/.cache/digitnet):
+    # a test that expects no data must not find it there, nor download into it.
+    if "DIGITNET_TEST_CACHE" not in os.environ:  # the controller, or a run without xdist
+        os.environ["DIGITNET_TEST_CACHE"] = tempfile.mkdtemp(prefix="digitnet-test-cache-")
+        os.environ["DIGITNET_TEST_REAL_DATA"] = str(_REAL_DATA or "")
+        config._digitnet_cache = os.environ["DIGITNET_TEST_CACHE"]
+    os.environ["XDG_CACHE_HOME"] = os.environ["DIGITNET_TEST_CACHE"]
     config.addinivalue_line("markers", "browser: drives the serve page in headless Chromium; "
                                        "CI (DIGITNET_REQUIRE_BROWSER=1) fails if these are skipped")
     config.addinivalue_line("markers", "may_skip: a real-data test that may skip for a reason "
                                        "other than missing data (no GPU, --benchmark-skip)")
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, "_digitnet_cache", None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
+        for name in ("DIGITNET_TEST_CACHE", "DIGITNET_TEST_REAL_DATA"):
+            os.environ.pop(name, None)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -47,12 +64,24 @@ def pytest_collection_modifyitems(config, items):
 
 
 def real_data_dir():
-    """$DIGITNET_DATA, else ../shared/data beside the checkout, if it has MNIST."""
-    for candidate in (os.environ.get("DIGITNET_DATA"), SHARED):
-        if candidate and all((Path(candidate) / "mnist" / f).is_file()
-                             for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")):
-            return Path(candidate)
+    """The folder with mnist/ in it: where the commands look (data.place:
+    $DIGITNET_DATA, the checkout's data/, the per-user cache), else
+    ../shared/data beside the checkout.  Read once, before the session
+    points the user cache elsewhere (pytest_configure)."""
+    return _REAL_DATA
+
+
+def _find_real_data():
+    if "DIGITNET_TEST_REAL_DATA" in os.environ:  # an xdist worker: the controller looked
+        return Path(os.environ["DIGITNET_TEST_REAL_DATA"]) if os.environ[
+            "DIGITNET_TEST_REAL_DATA"] else None
+    for folder in (data.place("mnist").path, SHARED / "mnist"):
+        if data.has_files(folder):
+            return folder.parent
     return None
+
+
+_REAL_DATA = _find_real_data()
 
 
 @pytest.fixture(scope="session")

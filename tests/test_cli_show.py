@@ -226,11 +226,13 @@ def test_info_lists_verified_data(mnist_dir, capsys):
     out = capsys.readouterr().out
     assert out.startswith("digitnet  0.1.0\npython    ")
     assert "\nnumpy     " in out and "\nblas      " in out and "\ncuda      " in out
-    assert f"data dir  {mnist_dir.resolve()} (from --data-dir)" in out
-    assert "  mnist         all 4 files verified" in out
+    assert (f"  mnist         all 4 files verified\n                in "
+            f"{(mnist_dir / 'mnist').resolve()} (--data-dir)\n") in out
     assert cli.main(["info", "--json", "--data-dir", str(mnist_dir)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report["datasets"]["mnist"].values()) == {"verified"}
+    assert report["data_dir"]["mnist"] == {"path": str((mnist_dir / "mnist").resolve()),
+                                           "from": "--data-dir"}
     assert isinstance(report["cuda"]["usable"], bool)
 
 

@@ -2,11 +2,12 @@
 
 import gzip
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from digitnet import data
+from digitnet import data, download
 from digitnet.data import DataError, Dataset, read_idx, read_split
 
 
@@ -99,12 +100,59 @@ def test_dataset_slicing_and_indexing(tiny):
         Dataset(np.zeros((784, 3)), np.zeros(4))
 
 
-def test_data_root_precedence(monkeypatch, tmp_path):
+def four_files(folder):
+    folder.mkdir(parents=True)
+    for name in download.FILES:
+        (folder / name).write_bytes(b"")
+    return folder
+
+
+@pytest.fixture
+def places(monkeypatch, tmp_path):
+    """A checkout data/ folder and a user cache of the test's own."""
     monkeypatch.delenv("DIGITNET_DATA", raising=False)
-    assert str(data.data_root()) == "data"
-    monkeypatch.setenv("DIGITNET_DATA", str(tmp_path))
-    assert data.data_root() == tmp_path
-    assert str(data.data_root("elsewhere")) == "elsewhere"
+    monkeypatch.setattr(data, "CHECKOUT", tmp_path / "checkout" / "data")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_place_precedence(places, monkeypatch):
+    """Each rule alone: the user's words first, whether or not the files are
+    there; the checkout's data/ only when it holds that dataset's files."""
+    cache = places / "cache" / "digitnet"
+    assert data.place("mnist") == (cache / "mnist", data.place("mnist").why)
+    assert "per-user cache" in data.place("mnist").why
+    four_files(places / "checkout" / "data" / "mnist")
+    assert data.place("mnist").path == places / "checkout" / "data" / "mnist"
+    assert "checkout" in data.place("mnist").why
+    assert data.place("fashion-mnist").path == cache / "fashion-mnist"  # not its files
+    monkeypatch.setenv("DIGITNET_DATA", str(places / "env"))
+    assert data.place("mnist") == (places / "env" / "mnist", "$DIGITNET_DATA")
+    assert data.place("mnist", places / "flag") == (places / "flag" / "mnist", "--data-dir")
+
+
+def test_checkout_needs_all_four_files(places):
+    folder = four_files(places / "checkout" / "data" / "mnist")
+    (folder / download.FILES[-1]).unlink()
+    assert data.place("mnist").path == places / "cache" / "digitnet" / "mnist"
+
+
+def test_installed_package_has_no_checkout(places, monkeypatch):
+    monkeypatch.setattr(data, "CHECKOUT", None)
+    assert "checkout" not in data.place("mnist").why
+
+
+def test_checkout_is_this_source_tree():
+    assert data.CHECKOUT == Path(__file__).resolve().parent.parent / "data"
+
+
+def test_missing_data_error_says_which_folder_and_why(places, monkeypatch):
+    monkeypatch.setenv("DIGITNET_MIRRORS", "http://127.0.0.1:9/")
+    with pytest.raises(download.DownloadError) as caught:
+        data.load_dataset("mnist")
+    message = str(caught.value)
+    assert str((places / "cache" / "digitnet" / "mnist").resolve()) in message
+    assert "per-user cache" in message and "\n" not in message
 
 
 def test_unknown_dataset():

@@ -22,7 +22,7 @@ import sys
 from . import (backend, checkpoint, cli_runs, cli_serve, cli_show, data, download, signals,
                training)
 from .activations import ACTIVATIONS
-from .cliargs import (Parser, add_data_args, add_device_arg, dataset_for,
+from .cliargs import (DATA_DIR_HELP, Parser, add_data_args, add_device_arg, dataset_for,
                       fraction, int_at_least, load_network, non_negative_float,
                       positive_float, quiet_pipe, stdout_closed)
 from .costs import COSTS
@@ -65,7 +65,7 @@ def build_parser():
     add_device_arg(t)
     flag("--dtype", choices=backend.DTYPES)
     flag("--seed", type=int_at_least(0), help="fixes the initial weights, order and dropout")
-    t.add_argument("--data-dir", help="data folder (default: $DIGITNET_DATA, else ./data)")
+    t.add_argument("--data-dir", help=DATA_DIR_HELP)
     flag("--dataset", choices=data.DATASETS)
     t.add_argument("--save", metavar="PATH", help="write the trained network (.npz)")
     t.add_argument("--metrics", metavar="PATH", help="write config and per-epoch results (JSON)")
@@ -120,7 +120,7 @@ def build_parser():
     add_data_args(e)
 
     d = sub.add_parser("download", help="download and verify the dataset files")
-    d.add_argument("--data-dir", help="data folder (default: $DIGITNET_DATA, else ./data)")
+    d.add_argument("--data-dir", help=DATA_DIR_HELP)
     d.add_argument("--dataset", choices=data.DATASETS + ("all",), default="mnist")
 
     cli_show.add_commands(sub)
@@ -399,8 +399,8 @@ def cmd_evaluate(args, parser):
 def cmd_download(args, parser):
     names = data.DATASETS if args.dataset == "all" else (args.dataset,)
     for name in names:
-        directory = data.data_root(args.data_dir) / name
-        download.ensure(name, directory, replace_bad=True)
+        directory, why = data.place(name, args.data_dir)
+        download.ensure(name, directory, replace_bad=True, why=why)
         print(f"{name}: {len(download.FILES)} files verified in {directory}")
     return 0
 

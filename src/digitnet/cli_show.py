@@ -7,7 +7,7 @@ import json
 import sys
 
 from . import data
-from .cliargs import (Parser, add_data_args, add_device_arg, check_output_path, dataset_for,
+from .cliargs import (DATA_DIR_HELP, Parser, add_data_args, add_device_arg, check_output_path, dataset_for,
                       int_at_least, load_network, load_networks, percentage)
 
 
@@ -64,7 +64,7 @@ def add_commands(sub):
     q.set_defaults(run=cmd_perceptron)
 
     i = sub.add_parser("info", help="versions, BLAS, GPU, data folder and dataset files")
-    i.add_argument("--data-dir", help="data folder (default: $DIGITNET_DATA, else ./data)")
+    i.add_argument("--data-dir", help=DATA_DIR_HELP)
     i.add_argument("--json", action="store_true")
     i.set_defaults(run=cmd_info)
 

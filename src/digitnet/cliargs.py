@@ -52,8 +52,12 @@ def int_at_least(low):
     return parse
 
 
+DATA_DIR_HELP = ("data folder (default: $DIGITNET_DATA, else the checkout's data/ when it has "
+                 "the files, else the per-user cache; `digitnet info` says which)")
+
+
 def add_data_args(p):
-    p.add_argument("--data-dir", help="data folder (default: $DIGITNET_DATA, else ./data)")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--dataset", choices=data.DATASETS,
                    help="(default: the one the model was trained on; else mnist)")
 

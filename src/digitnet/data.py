@@ -9,6 +9,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -86,9 +87,47 @@ class Dataset:
         return f"Dataset({self.images.shape[0]} features x {len(self)} examples)"
 
 
-def data_root(path=None):
-    """The data folder: the argument, else $DIGITNET_DATA, else ./data."""
-    return Path(path or os.environ.get("DIGITNET_DATA") or "data")
+# The source checkout's data/ folder (src/digitnet/data.py -> ../../data),
+# or None for an installed package: site-packages has no data/ of ours.
+_ROOT = Path(__file__).resolve().parents[2]
+CHECKOUT = _ROOT / "data" if (_ROOT / "pyproject.toml").is_file() else None
+
+
+class Place(NamedTuple):
+    """A dataset's folder and why it is that one, in the words that
+    `digitnet info` and the download error use."""
+    path: Path
+    why: str
+
+
+def user_cache():
+    """The per-user cache folder (~/.cache/digitnet on Linux, as
+    pooch.os_cache("digitnet") gives): where Keras and scikit-learn keep
+    theirs, so a command finds one copy of the data from any folder."""
+    import platformdirs
+    return Path(platformdirs.user_cache_dir("digitnet"))
+
+
+def has_files(directory):
+    """True when `directory` holds a dataset's four files."""
+    return all((Path(directory) / f).is_file() for f in download.FILES)
+
+
+def place(name, data_dir=None):
+    """Where dataset `name` lives: `data_dir` (--data-dir), else
+    $DIGITNET_DATA, else the checkout's data/ when it holds that dataset's
+    files, else the per-user cache.  The first two are the user's word and
+    are used whether or not the files are there (downloads go there); the
+    checkout's folder only when it already has them, so a run from any
+    folder finds the files an offline user copied there."""
+    if data_dir:
+        return Place(Path(data_dir) / name, "--data-dir")
+    if os.environ.get("DIGITNET_DATA"):
+        return Place(Path(os.environ["DIGITNET_DATA"]) / name, "$DIGITNET_DATA")
+    if CHECKOUT is not None and has_files(CHECKOUT / name):
+        return Place(CHECKOUT / name, "the checkout's data/, which holds the files")
+    return Place(user_cache() / name, "the per-user cache: no --data-dir or $DIGITNET_DATA"
+                 + (", and the checkout's data/ lacks the files" if CHECKOUT else ""))
 
 
 def _read_gz(path):
@@ -152,9 +191,9 @@ def load_dataset(name="mnist", data_dir=None, download_missing=True, progress=Tr
     """(training, validation, test) as the book splits them: 50k / 10k / 10k."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: choose from {', '.join(DATASETS)}")
-    directory = data_root(data_dir) / name
+    directory, why = place(name, data_dir)
     if download_missing:
-        download.ensure(name, directory, progress=progress)
+        download.ensure(name, directory, progress=progress, why=why)
     train = read_split(directory, "train", CLASSES[name])
     test = read_split(directory, "t10k", CLASSES[name])
     for split, data, least in (("train", train, N_TRAIN + 1), ("t10k", test, 1)):

@@ -167,12 +167,13 @@ def downloader(url, progressbar, mode):
     return download
 
 
-def fetch(dataset, name, directory, progress=True):
+def fetch(dataset, name, directory, progress=True, why=None):
     """Download `name` into `directory`, trying each mirror until one verifies.
 
     A file already there with the wrong hash is replaced only by a verified
     copy (pooch renames over it), so a failed attempt leaves it as it was.
     Progress bars only on a terminal: in a log file they are noise.
+    `why` says how the folder was chosen (data.place), for the error.
     """
     import pooch  # imported here: loading data from disk never needs it
 
@@ -194,11 +195,11 @@ def fetch(dataset, name, directory, progress=True):
                 failures.append(f"{url}: {reason[:160]}")
     raise DownloadError(
         f"could not download {name} ({'; '.join(failures)}); put the four {dataset} "
-        f"files in {Path(directory).resolve()} or set DIGITNET_DATA to a folder "
-        f"that has {dataset}/ in it")
+        f"files in {Path(directory).resolve()}{f' ({why})' if why else ''} or set "
+        f"DIGITNET_DATA to a folder that has {dataset}/ in it")
 
 
-def ensure(dataset, directory, progress=True, replace_bad=False):
+def ensure(dataset, directory, progress=True, replace_bad=False, why=None):
     """Download whichever of the dataset's four files are missing.
 
     With replace_bad (what `digitnet download` asks for) a present file is
@@ -212,10 +213,10 @@ def ensure(dataset, directory, progress=True, replace_bad=False):
     for name in FILES:
         path = Path(directory) / name
         if not path.is_file():
-            fetch(dataset, name, directory, progress=progress)
+            fetch(dataset, name, directory, progress=progress, why=why)
         elif replace_bad and sha256(path) != SHA256[dataset][name]:
             try:
-                fetch(dataset, name, directory, progress=progress)
+                fetch(dataset, name, directory, progress=progress, why=why)
             except DownloadError as exc:
                 raise DownloadError(f"{path} does not match the published SHA-256 and "
                                     f"was left as it is: {exc}") from None

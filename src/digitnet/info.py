@@ -1,7 +1,6 @@
 """`digitnet info`: what this installation runs on, for bug reports and for
 knowing why training is as fast (or slow) as it is."""
 
-import os
 import platform
 import sys
 
@@ -67,24 +66,23 @@ def _installed_cupy():
 
 
 def datasets(data_dir=None):
-    """{dataset: {file: "verified" | "wrong hash" | "missing"}} in the data folder."""
-    root = data.data_root(data_dir)
+    """{dataset: {file: "verified" | "wrong hash" | "missing"}} in each dataset's folder."""
     words = {True: "verified", False: "wrong hash", None: "missing"}
-    return {name: {f: words[ok] for f, ok in download.verified(name, root / name).items()}
+    return {name: {f: words[ok] for f, ok in
+                   download.verified(name, data.place(name, data_dir).path).items()}
             for name in data.DATASETS}
 
 
 def info(data_dir=None):
     """Everything `digitnet info` prints, as a dict (JSON-ready)."""
-    root = data.data_root(data_dir)
-    source = ("--data-dir" if data_dir else
-              "$DIGITNET_DATA" if os.environ.get("DIGITNET_DATA") else "default ./data")
+    places = {name: data.place(name, data_dir) for name in data.DATASETS}
     return {"digitnet": __version__,
             "python": f"{platform.python_version()} ({sys.executable})",
             "numpy": np.__version__,
             "blas": blas(),
             "cuda": cuda(),
-            "data_dir": {"path": str(root.resolve()), "from": source},
+            "data_dir": {name: {"path": str(p.path.resolve()), "from": p.why}
+                         for name, p in places.items()},
             "datasets": datasets(data_dir)}
 
 
@@ -100,11 +98,13 @@ def format_info(d):
              f"nvrtc     {c.get('nvrtc') or 'not found'}",
              f"cuda inc  {c.get('headers') or 'not found'}",
              "cuda      " + (f"usable: {c['device']}" if c["usable"] else f"not usable: {c['reason']}"),
-             f"data dir  {d['data_dir']['path']} (from {d['data_dir']['from']})"]
+             "data"]
     for name, files in d["datasets"].items():
         states = set(files.values())
         summary = (f"all {len(files)} files verified" if states == {"verified"} else
                    "not downloaded" if states == {"missing"} else
                    ", ".join(f"{f} {s}" for f, s in files.items()))
+        where = d["data_dir"][name]
         lines.append(f"  {name:<14}{summary}")
+        lines.append(f"  {'':<14}in {where['path']} ({where['from']})")
     return lines

@@ -148,7 +148,7 @@ class App:
         threading.Thread(target=run, daemon=True).start()
 
     def _evaluate(self):
-        directory = data.data_root(self.data_dir) / self.dataset
+        directory = data.place(self.dataset, self.data_dir).path
         try:  # the test split only: serving needs no 50,000 training images
             test = data.read_split(directory, "t10k", data.CLASSES[self.dataset])
         except (data.DataError, OSError) as exc:
