@@ -258,7 +258,15 @@ def cmd_train(args, parser):
     check_train_args(args, parser)
     # a missing GPU fails before any data loads; an unusable CuPy under auto says so
     xp = backend.namespace(args.device, notice=lambda line: print(line, file=sys.stderr))
-    run = resumed_run(args, parser, xp) if args.resume else None
+    with cli_runs.held() as files:  # no other run reads or writes them until we end
+        files.hold(parser, {"resume": args.resume, "checkpoint": args.checkpoint})
+        run = resumed_run(args, parser, xp) if args.resume else None
+        files.hold(parser, {key: getattr(args, key) for key in cli_runs.OUTPUTS})
+        cli_runs.check_new_checkpoint(args, parser)
+        return train_on_data(args, parser, run, xp)
+
+
+def train_on_data(args, parser, run, xp):
     training_set, validation, test = data.load_dataset(args.dataset, args.data_dir)
     run = run or new_run(args, xp, test.classes)
     if args.expand:

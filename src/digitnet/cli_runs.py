@@ -3,12 +3,13 @@ run writes, outputs that may not share a file, writes that fail without
 costing the training, and Ctrl-C or SIGTERM in the middle of an epoch.
 """
 
+import contextlib
 import os
 import signal
 import sys
 from pathlib import Path
 
-from . import checkpoint, training
+from . import checkpoint, files, training
 from .checkpoint import CheckpointError
 from .cliargs import check_output_path
 from .data import DATASETS
@@ -74,6 +75,55 @@ def same_file(a, b):
     try:
         return os.path.samefile(a, b)
     except OSError:  # one does not exist yet
+        return False
+
+
+class Held:
+    """The run's files, each locked (files.held) from before it is read or
+    written until the command ends, so a second run given one of them is
+    refused at once rather than replacing this run's files."""
+
+    def __init__(self, stack):
+        self.stack, self.paths = stack, []
+
+    def hold(self, parser, flags):
+        """Lock each of {flag: path} not already held; a parser error naming
+        the flag when another run holds it."""
+        for flag, path in flags.items():
+            if path is None or any(same_file(path, p) for p in self.paths):
+                continue
+            try:
+                self.stack.enter_context(files.held(path))
+            except files.Busy as exc:
+                parser.error(f"--{flag}: {exc}")
+            self.paths.append(path)
+
+
+@contextlib.contextmanager
+def held():
+    with contextlib.ExitStack() as stack:
+        yield Held(stack)
+
+
+def check_new_checkpoint(args, parser):
+    """A run's --checkpoint may not replace a file that is there already
+    (save for the one it resumes): a forgotten --resume would otherwise
+    overwrite a long run with its first epoch."""
+    path = args.checkpoint
+    if path is None or not os.path.lexists(path) or (args.resume and same_file(path, args.resume)):
+        return
+    if holds_run(path):
+        parser.error(f"--checkpoint: {path} already holds a run; go on with it with "
+                     f"--resume {path}, or remove the file to start a new one")
+    parser.error(f"--checkpoint: {path} already exists and is not a run checkpoint; "
+                 "give a new path (the checkpoint is rewritten after every epoch)")
+
+
+def holds_run(path):
+    try:
+        with checkpoint.open_archive(path) as arrays:
+            return checkpoint.marker(arrays) == checkpoint.RUN_FORMAT
+    except (CheckpointError, OSError, ValueError):
         return False
 
 
