@@ -125,6 +125,23 @@ def test_sgd_learns_and_keeps_its_dtype(xp, dtype):
         assert p.dtype == backend.dtype_of(xp, dtype)
 
 
+def test_sgd_prints_the_books_progress_lines(capsys):
+    """network.py's words, epochs counted from 0, the count each epoch's
+    record holds; a line per epoch without test data; none when asked."""
+    data = synthetic_dataset(300, seed=2)
+    train, test = data[:200], data[200:]
+    history = Network([12, 6, 4], seed=0).sgd(train, 3, 10, 3.0, test_data=test)
+    assert capsys.readouterr().out.splitlines() == [
+        f"Epoch {j}: {r['test_correct']} / 100" for j, r in enumerate(history)]
+    Network([12, 6, 4], seed=0).sgd(train, 2, 10, 3.0)
+    assert capsys.readouterr().out == "Epoch 0 complete\nEpoch 1 complete\n"
+    from digitnet import Model
+    Model("fc:6,fc:4", input_shape=(12,), seed=0).sgd(train, 2, 10, 3.0, test_data=test,
+                                                 verbose=False)
+    Network([12, 6, 4], seed=0).sgd(train, 2, 10, 3.0, verbose=False)
+    assert capsys.readouterr().out == ""
+
+
 def test_same_seed_same_training_run(xp):
     data = synthetic_dataset()
     runs = []

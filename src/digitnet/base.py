@@ -112,8 +112,10 @@ class Classifier:
     # The trainer's entry points, in the book's words.
 
     def sgd(self, training_data, epochs, mini_batch_size, eta, test_data=None, **options):
-        """Mini-batch SGD; returns one record per epoch (see training.sgd,
-        which also takes the later chapters' L2, momentum and early stopping)."""
+        """Mini-batch SGD; returns one record per epoch and, as the book
+        does, prints `Epoch 0: 9129 / 10000` after each (`verbose=False`:
+        nothing).  See training.sgd, which also takes the later chapters'
+        L2, momentum and early stopping."""
         from . import training
         return training.sgd(self, training_data, epochs, mini_batch_size, eta,
                             test_data=test_data, **options)
