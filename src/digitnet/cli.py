@@ -386,21 +386,27 @@ def write_json(path, obj):
 
 
 def cmd_evaluate(args, parser):
-    """Each model's test accuracy; with several, their ensemble's too (the
-    average of their outputs)."""
+    """Each model's test accuracy, on the dataset it was trained on; with
+    several, their ensemble's too (the average of their outputs), or a
+    notice of why they cannot be averaged, the models' own lines kept."""
     nets = [load_network(path, args.device) for path in args.model]
-    named = list(zip(args.model, nets))
+    named, unmixable = list(zip(args.model, nets)), None
     if len(nets) > 1:
         try:
             named.append((f"ensemble of {len(nets)}", Ensemble(nets)))
         except ValueError as exc:
-            parser.error(str(exc))
-    dataset = dataset_for(named[-1][1], args.dataset)
-    _, _, test = data.load_dataset(dataset, args.data_dir)
+            unmixable = exc
+    tests = {}
     for name, net in named:
+        dataset = dataset_for(net, args.dataset)
+        if dataset not in tests:
+            tests[dataset] = data.load_dataset(dataset, args.data_dir)[2]
+        test = tests[dataset]
         correct = net.evaluate(test)
         print(f"{name}: test {correct}/{len(test)} ({100 * correct / len(test):.2f}%) "
               f"on {dataset}", flush=True)
+    if unmixable:
+        print(f"digitnet: notice: no ensemble line: {unmixable}", file=sys.stderr)
     return 0
 
 

@@ -70,8 +70,19 @@ def add_commands(sub):
 
 
 def _out(p, run):
-    p.add_argument("--out", required=True, metavar="FILE.png", help="the PNG file to write")
+    p.add_argument("--out", required=True, metavar="FILE.png",
+                   help="the picture to write: .png, .svg or .pdf, as its suffix says")
     p.set_defaults(run=run)
+
+
+def check_picture(parser, path):
+    """--out writable and named for a format matplotlib writes, before any work."""
+    from .plots import picture_format
+    try:
+        picture_format(path)
+    except ValueError as exc:
+        parser.error(f"--out: {exc}")
+    check_output_path(parser, "--out", path)
 
 
 def cmd_predict(args, parser):
@@ -110,7 +121,7 @@ def _test_set(args, net):
 
 def _metrics_plot(args, parser, draw, **options):
     """plot curves and plot time: check --out and --labels, then draw."""
-    check_output_path(parser, "--out", args.out)
+    check_picture(parser, args.out)
     if args.labels and len(args.labels) != len(args.runs):
         parser.error(f"--labels: {len(args.labels)} labels for {len(args.runs)} runs")
     draw(args.runs, labels=args.labels, path=args.out, **options)
@@ -129,7 +140,7 @@ def cmd_time(args, parser):
 
 def cmd_errors(args, parser):
     from . import plots
-    check_output_path(parser, "--out", args.out)
+    check_picture(parser, args.out)
     plots.figure(1, 1)  # a missing matplotlib fails before the model and data load
     net = load_network(args.model, args.device)
     test = _test_set(args, net)
@@ -139,7 +150,7 @@ def cmd_errors(args, parser):
 
 def cmd_confusion(args, parser):
     from . import plots
-    check_output_path(parser, "--out", args.out)
+    check_picture(parser, args.out)
     plots.figure(1, 1)
     net = load_network(args.model, args.device)
     plots.confusion_matrix(net, _test_set(args, net), path=args.out)
@@ -148,7 +159,7 @@ def cmd_confusion(args, parser):
 
 def cmd_weights(args, parser):
     from . import plots
-    check_output_path(parser, "--out", args.out)
+    check_picture(parser, args.out)
     plots.figure(1, 1)
     plots.hidden_weights(load_network(args.model, "cpu"), path=args.out)
     return _wrote(args.out)
@@ -156,7 +167,7 @@ def cmd_weights(args, parser):
 
 def cmd_samples(args, parser):
     from . import plots
-    check_output_path(parser, "--out", args.out)
+    check_picture(parser, args.out)
     plots.figure(1, 1)
     training, _, _ = data.load_dataset(args.dataset or "mnist", args.data_dir)
     plots.samples(training, n=args.count, path=args.out)

@@ -8,7 +8,23 @@ with any network; it has no parameters of its own and is not trained: its
 members are.
 """
 
+from . import backend
 from .base import Classifier, one_or_many
+from .data import dataset_of
+
+# What members must share, each as the message shows it.
+SHARED = (("inputs", lambda n: n.n_in, str),
+          ("outputs", lambda n: n.n_out, str),
+          ("class names", lambda n: n.classes, lambda c: _classes(c)),
+          ("output layer", lambda n: n.output, str),
+          ("cost", lambda n: n.cost_name, str),
+          ("device", lambda n: n.xp, backend.describe))
+
+
+def _classes(classes):
+    known = dataset_of(classes)
+    names = {"mnist": "MNIST's digits", "fashion-mnist": "Fashion-MNIST's classes"}
+    return names[known] if known else ", ".join(map(str, classes))
 
 
 class Ensemble(Classifier):
@@ -20,14 +36,12 @@ class Ensemble(Classifier):
         if not members:
             raise ValueError("an ensemble needs at least one network")
         first = members[0]
-        for other in members[1:]:
-            for what, get in (("inputs", lambda n: n.n_in), ("outputs", lambda n: n.n_out),
-                              ("class names", lambda n: n.classes),
-                              ("output layer", lambda n: n.output),
-                              ("cost", lambda n: n.cost_name), ("device", lambda n: n.xp)):
+        for i, other in enumerate(members[1:], 2):
+            for what, get, show in SHARED:
                 if get(other) != get(first):
                     raise ValueError(f"the networks of an ensemble must have the same {what}: "
-                                     f"{other.describe()} differs from {first.describe()}")
+                                     f"network {i} has {show(get(other))}, network 1 "
+                                     f"{show(get(first))}")
         self.members = members
         self.xp, self.dtype, self.dtype_name = first.xp, first.dtype, first.dtype_name
         self.classes, self.output, self.cost_name = first.classes, first.output, first.cost_name

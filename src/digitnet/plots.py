@@ -1,11 +1,12 @@
 """Pictures of learning: curves, mistakes, confusion, hidden neurons, samples.
 
-Each function returns a matplotlib Figure and, given `path`, writes it as a
-PNG atomically.  Figures are built without pyplot (no GUI backend, no
+Each function returns a matplotlib Figure and, given `path`, writes it
+atomically as the format its suffix names: PNG, SVG or PDF.  Figures are built without pyplot (no GUI backend, no
 global state), at a fixed size and dpi so a picture's pixel size is known.
 """
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from .extras import require
 from .files import write_atomic
 
 DPI = 100
+# What matplotlib writes without more libraries, by the suffix that names it.
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 # (key, split, kind) for everything an epoch record may carry; plain
 # "accuracy" is the test accuracy of metrics files that have nothing else.
 SERIES = [("training_accuracy", "training", "accuracy"),
@@ -34,9 +37,21 @@ def figure(width, height):
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
+def picture_format(path):
+    """The format `path`'s suffix names, or a ValueError that lists them:
+    PNG bytes under a .jpg name would be a silent wrong answer."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{path}: name a {', '.join(FORMATS)} file (the suffix picks the "
+                         f"format), not {suffix or 'one without a suffix'}")
+    return FORMATS[suffix]
+
+
 def save(fig, path):
-    """Write `fig` to `path` as a PNG, atomically (a temporary file, renamed)."""
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
+    """Write `fig` to `path` in the format its suffix names, atomically (a
+    temporary file, renamed)."""
+    kind = picture_format(path)
+    write_atomic(path, lambda f: fig.savefig(f, format=kind, dpi=DPI))
 
 
 def _done(fig, path):
@@ -53,20 +68,31 @@ def read_metrics(path):
         raise ValueError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ValueError(f"{path}: not a JSON file") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not a metrics file (JSON nested too deep)") from None
     if not isinstance(run, dict) or not isinstance(run.get("epochs"), list):
         raise ValueError(f"{path}: not a metrics file (no 'epochs' list)")
     return run
+
+
+def number(value):
+    """True for a finite number: NaN (a diverged epoch's cost, or a file
+    not written by digitnet) is left out of a curve as a missing value is."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def curve(run, key):
     """(epochs, values) for `key`, with accuracies as percentages."""
     points = []
     for r in run["epochs"]:
+        if not isinstance(r, dict):
+            continue
         value = r.get(key)
         if value is None and key == "test_accuracy":
             value = r.get("accuracy")
-        if isinstance(value, (int, float)):
-            points.append((r.get("epoch", len(points) + 1),
+        if number(value):
+            epoch = r.get("epoch")
+            points.append((epoch if number(epoch) else len(points) + 1,
                            100 * value if key.endswith("accuracy") else value))
     return [p[0] for p in points], [p[1] for p in points]
 
@@ -123,8 +149,8 @@ def time_curve(run):
     """(seconds, test accuracy %) after each epoch that measured the test
     set: the wall time since training began, evaluation included."""
     points = [(r["elapsed"], 100 * r.get("test_accuracy", r.get("accuracy")))
-              for r in run["epochs"] if isinstance(r.get("elapsed"), (int, float))
-              and isinstance(r.get("test_accuracy", r.get("accuracy")), (int, float))]
+              for r in run["epochs"] if isinstance(r, dict) and number(r.get("elapsed"))
+              and r["elapsed"] > 0 and number(r.get("test_accuracy", r.get("accuracy")))]
     return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -138,8 +164,8 @@ def time_to_accuracy(runs, labels=None, target=None, path=None):
     curves = [time_curve(r) for r in runs]
     if not any(x for x, _ in curves):
         raise ValueError("no test accuracy with its elapsed seconds in these metrics files")
+    fig = figure(8, 4.5)  # first: a missing matplotlib is require's one line
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-    fig = figure(8, 4.5)
     ax = fig.subplots()
     for i, ((x, y), label) in enumerate(zip(curves, labels)):
         if x:  # clipped off 100%, which the logit scale puts at infinity
