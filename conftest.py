@@ -37,7 +37,7 @@ def pytest_configure(config):
     # a test that expects no data must not find it there, nor download into it.
     if "DIGITNET_TEST_CACHE" not in os.environ:  # the controller, or a run without xdist
         os.environ["DIGITNET_TEST_CACHE"] = tempfile.mkdtemp(prefix="digitnet-test-cache-")
-        os.environ["DIGITNET_TEST_REAL_DATA"] = str(_REAL_DATA or "")
+        os.environ["DIGITNET_TEST_USER_CACHE_HOME"] = _USER_CACHE_HOME
         config._digitnet_cache = os.environ["DIGITNET_TEST_CACHE"]
     os.environ["XDG_CACHE_HOME"] = os.environ["DIGITNET_TEST_CACHE"]
     config.addinivalue_line("markers", "browser: drives the serve page in headless Chromium; "
@@ -50,7 +50,7 @@ def pytest_unconfigure(config):
     made = getattr(config, "_digitnet_cache", None)
     if made:
         shutil.rmtree(made, ignore_errors=True)
-        for name in ("DIGITNET_TEST_CACHE", "DIGITNET_TEST_REAL_DATA"):
+        for name in ("DIGITNET_TEST_CACHE", "DIGITNET_TEST_USER_CACHE_HOME"):
             os.environ.pop(name, None)
 
 
@@ -71,11 +71,23 @@ def real_data_dir():
     return _REAL_DATA
 
 
+# The user's cache home as it was before pytest_configure moved it (an
+# xdist worker, or a pytest run by a test, inherits the moved one).
+_USER_CACHE_HOME = os.environ.get("DIGITNET_TEST_USER_CACHE_HOME",
+                                  os.environ.get("XDG_CACHE_HOME", ""))
+
+
 def _find_real_data():
-    if "DIGITNET_TEST_REAL_DATA" in os.environ:  # an xdist worker: the controller looked
-        return Path(os.environ["DIGITNET_TEST_REAL_DATA"]) if os.environ[
-            "DIGITNET_TEST_REAL_DATA"] else None
-    for folder in (data.place("mnist").path, SHARED / "mnist"):
+    moved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = _USER_CACHE_HOME
+    if not _USER_CACHE_HOME:
+        del os.environ["XDG_CACHE_HOME"]
+    try:
+        found = data.place("mnist").path
+    finally:
+        if moved is not None:
+            os.environ["XDG_CACHE_HOME"] = moved
+    for folder in (found, SHARED / "mnist"):
         if data.has_files(folder):
             return folder.parent
     return None

@@ -130,7 +130,7 @@ def three_trained(mnist):
     for seed in range(3):
         net = Model("fc:20,softmax:10", activation="relu", init="scaled", seed=seed,
                     device="cpu", dtype="float64")
-        net.sgd(mnist[0][:500], 1, 10, 0.1)
+        net.sgd(mnist[0][:500], 1, 10, 0.1, verbose=False)
         nets.append(net)
     return nets
 
