@@ -165,3 +165,16 @@ def test_a_lock_file_removed_while_locking_is_not_trusted(tmp_path, monkeypatch)
             with files.held(tmp_path / "out"):
                 pass
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("args", [["train", "--resume", "{long}"], ["evaluate", "{long}"],
+                                  ["train", "--data-dir", "{long}"],
+                                  ["predict", "{model}", "{long}"]])
+def test_an_input_name_too_long_is_one_line(args, trained_model, tmp_path, capsys):
+    """The system's reason in words after the name, not '[Errno 36] ...'."""
+    long = str(tmp_path / ("z" * 300))
+    argv = [a.format(long=long, model=trained_model) for a in args]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"digitnet: error: {long}") and err.count("\n") == 1
+    assert err.endswith(": file name too long\n") and "Errno" not in err

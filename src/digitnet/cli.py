@@ -456,6 +456,9 @@ def main(argv=None):
 def fail(exc):
     """DataError, BackendError, DownloadError and file system errors are the
     user's to fix: one line, no traceback, exit 1."""
-    message = str(exc).splitlines()[0] if str(exc) else repr(exc)
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        message = f"{exc.filename}: {exc.strerror.lower()}"  # not "[Errno 36] ...: 'name'"
+    else:
+        message = str(exc).splitlines()[0] if str(exc) else repr(exc)
     print(f"digitnet: error: {message}", file=sys.stderr)
     return 1

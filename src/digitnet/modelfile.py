@@ -100,6 +100,10 @@ def open_archive(path):
         raise CheckpointError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise CheckpointError(f"{path}: is a folder, not a file") from None
+    except OSError as exc:  # a name too long, no permission: the system's reason
+        if exc.strerror and exc.filename is not None:
+            raise CheckpointError(f"{path}: {exc.strerror.lower()}") from None
+        raise CheckpointError(f"{path}: not a readable .npz file, not a digitnet file") from None
     except npzfile.READ_ERRORS as exc:
         why = "holds pickled objects" if "pickle" in str(exc) else "not a readable .npz file"
         raise CheckpointError(f"{path}: {why}, not a digitnet file") from None
