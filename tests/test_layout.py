@@ -11,7 +11,7 @@ PACKAGE = Path(digitnet.__file__).parent
 # imaging, info, perceptron, extras) may import it, never the other way.
 CORE = {"activations", "augment", "backend", "base", "batched", "checkpoint", "config", "costs",
         "data", "download", "engines", "ensemble", "files", "kernels", "layers", "model", "modelfile",
-        "network", "npzfile", "runstate", "training"}
+        "network", "npzfile", "runs", "runstate", "signals", "training"}
 # Dependencies point one way: models <- engines <- trainer <- commands and serve.
 # At module level a layer imports nothing from the layers after it (a model's
 # `sgd` may import the trainer when called: that is the book's word, not a
@@ -19,9 +19,8 @@ CORE = {"activations", "augment", "backend", "base", "batched", "checkpoint", "c
 LAYERS = [("models", {"base", "network", "model", "modelfile", "layers", "activations", "costs",
                       "ensemble"}),
           ("engines", {"engines", "batched", "kernels", "augment"}),
-          ("trainer", {"training", "checkpoint", "runstate", "config"}),
+          ("trainer", {"training", "checkpoint", "runstate", "config", "runs", "signals"}),
           ("commands and serve", {"cli", "cli_runs", "cli_show", "cli_serve", "cliargs", "serve",
-                                  "signals",
                                   "bodies", "connections", "plots", "imaging", "info"})]
 OUTSIDE = {"argparse", "matplotlib", "PIL", "http", "socketserver", "tqdm"}
 SHOW = {"cli", "cli_show", "cliargs", "plots", "imaging", "info", "perceptron", "extras"}

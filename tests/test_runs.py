@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from digitnet import checkpoint, cli, training
+from digitnet import checkpoint, cli, runs, training
 
 CONV = ["--layers", "conv:2x5x5,pool:4,fc:10,softmax:10", "--activation", "relu", "--init",
         "scaled", "--momentum", "0.5", "--lmbda", "1", "--dropout", "0.2", "--eta", "0.05",
@@ -217,7 +217,7 @@ def test_output_paths_are_checked_before_anything_loads(tmp_path):
 
 
 def test_metrics_files_are_standard_json(tmp_path):
-    cli.write_json(tmp_path / "m.json", {"epochs": [{"cost": float("nan"), "x": [float("inf"), 1.5]}]})
+    runs.write_json(tmp_path / "m.json", {"epochs": [{"cost": float("nan"), "x": [float("inf"), 1.5]}]})
     text = (tmp_path / "m.json").read_text()
     report = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard {c}"))
     assert report == {"epochs": [{"cost": None, "x": [None, 1.5]}]}
