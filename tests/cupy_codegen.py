@@ -416,6 +416,16 @@ def configurations():
         for lmbda, momentum in ((0.0, 0.0), (3.0, 0.0), (0.0, 0.7), (3.0, 0.7)):
             yield (f"{name} lmbda={lmbda} momentum={momentum}", make,
                    dict(lmbda=lmbda, momentum=momentum))
+    # the levers beyond the book, on the chapter-1 chain and one net per output
+    levers = [dict(schedule="one-cycle", warmup=0.3, label_smoothing=0.1),
+              dict(lmbda=3.0, schedule="cosine"),
+              dict(lmbda=3.0, momentum=0.7, nesterov=True, schedule="one-cycle", warmup=0.3,
+                   label_smoothing=0.1),
+              dict(momentum=0.7, nesterov=True, label_smoothing=0.2)]
+    for name, make in nets:
+        if name == "network" or "relu" in name and "dropout=0.3" in name:
+            for options in levers:
+                yield f"{name} {options}", make, options
 
 
 def dataset(n, rows, seed=0):

@@ -26,7 +26,7 @@ KERNELS = {f"digitnet_{name}" for name in (
     "gather", "act_sigmoid", "act_relu", "act_tanh", "act_drop_sigmoid", "act_drop_relu",
     "act_drop_tanh", "sigmoid_neg", "hd_sigmoid_neg", "sgd_neg", "shift_exp", "output_delta",
     "output_delta_q", "hd_sigmoid", "hd_relu", "hd_tanh", "hd_drop_sigmoid", "hd_drop_relu",
-    "hd_drop_tanh", "sgd", "momentum")}
+    "hd_drop_tanh", "sgd", "momentum", "nesterov", "output_delta_s", "output_delta_q_s")}
 DTYPES = ("float32", "float64")
 ROWS = ("float32", "uint8")
 
@@ -198,6 +198,10 @@ def test_the_generated_kernels_train_like_the_plain_engine(dtype, rows, m, host_
     assert not failures, "\n".join(failures)
 
 
+NESTEROV = ("fc:7,fc:5,softmax:4 relu log-likelihood dropout=0.3 {'lmbda': 3.0, 'momentum': 0.7, "
+            "'nesterov': True, 'schedule': 'one-cycle', 'warmup': 0.3, 'label_smoothing': 0.1}")
+
+
 @pytest.mark.parametrize("kernel, old, new", [
     # the label of the wrong example: the class and example indexes swapped
     ("digitnet_output_delta_q", "labels[idx[i % m]] == i / m", "labels[idx[i / m]] == i % m"),
@@ -205,7 +209,11 @@ def test_the_generated_kernels_train_like_the_plain_engine(dtype, rows, m, host_
     ("digitnet_momentum", "(i % cols) == cols - 1", "(i % cols) == 0"),
     # a formula: tanh' as 1 - a
     ("digitnet_hd_tanh", "((T)1 - a * a)", "((T)1 - a)"),
-], ids=["index-swap", "bias-column", "tanh-derivative"])
+    # Nesterov's look-ahead left out: plain momentum's step
+    ("digitnet_nesterov", "wb = (wb + mu * v) - g", "wb = wb + v"),
+    # label smoothing's targets swapped
+    ("digitnet_output_delta_s", "? hot : cold", "? cold : hot"),
+], ids=["index-swap", "bias-column", "tanh-derivative", "nesterov", "smoothing"])
 def test_a_planted_bug_in_a_kernel_body_fails_the_comparison(kernel, old, new, host_kernels,
                                                              monkeypatch):
     """The comparison is not vacuous: a wrong index or formula in a kernel's
@@ -215,12 +223,13 @@ def test_a_planted_bug_in_a_kernel_body_fails_the_comparison(kernel, old, new, h
             "digitnet_momentum": "fc:7,fc:5,fc:4 relu quadratic dropout=0.0 lmbda=3.0 "
                                  "momentum=0.7",
             "digitnet_hd_tanh": "fc:7,fc:5,fc:4 tanh quadratic dropout=0.0 lmbda=0.0 "
-                                "momentum=0.0"}
+                                "momentum=0.0",
+            "digitnet_nesterov": NESTEROV, "digitnet_output_delta_s": NESTEROV}
     name, make, options = next(c for c in cg.configurations() if c[0] == case[kernel])
     try:
         _, why = compare(make, host_kernels, "float64", cg.dataset(150, "float32"), 7, options,
                          monkeypatch)
-    except IndexError as exc:
+    except (IndexError, training.Diverged) as exc:  # out of range, or training blew up
         why = str(exc)
     assert why, f"{kernel}: {new!r} for {old!r} went unnoticed"
 
@@ -233,9 +242,10 @@ OUTPUTS = {"gather": lambda rows, idx, x, raw, two55: [x],
            "sigmoid_delta_negated": lambda delta, a, t, one: [delta],
            "sgd_negated": lambda wb, nabla: [wb],
            "softmax": lambda z, column, a: [a],
-           "output_delta": lambda quadratic, a, targets, labels, idx, y, k, delta, t, one: [delta],
+           "output_delta": lambda quadratic, a, targets, labels, smooth, idx, y, k, delta, t,
+                                  one: [delta],
            "hidden_delta": lambda kind, delta, a, mask, t, one, zero: [delta],
-           "update": lambda wb, nabla, v, w, nabla_w, v_w, mu, decay, keep: [wb] + (
+           "update": lambda wb, nabla, v, w, nabla_w, v_w, mu, decay, keep, scratch: [wb] + (
                [] if v is None else [v])}
 
 

@@ -18,6 +18,20 @@ CASES = {
                               dict(lmbda=3.0)),
     "sigmoid softmax dropout": ("fc:6,softmax:4", dict(dropout=0.5), dict()),
     "one layer softmax momentum": ("softmax:4", dict(), dict(momentum=0.5)),
+    # the levers beyond the book: per-step rates (with L2's factor following
+    # them), Nesterov, label smoothing, each alone and all at once
+    "relu every lever": ("fc:7,fc:5,softmax:4", dict(activation="relu", init="scaled",
+                                                      dropout=0.3),
+                         dict(lmbda=3.0, momentum=0.7, nesterov=True, schedule="one-cycle",
+                              warmup=0.3, label_smoothing=0.1)),
+    "sigmoid quadratic one-cycle smoothing": ("fc:7,fc:4", dict(),
+                                              dict(schedule="one-cycle", label_smoothing=0.2)),
+    "sigmoid cosine L2": ("fc:7,fc:4", dict(), dict(schedule="cosine", lmbda=3.0)),
+    "tanh cross-entropy nesterov": ("fc:7,fc:4", dict(activation="tanh", cost="cross-entropy"),
+                                    dict(momentum=0.5, nesterov=True)),
+    "softmax nesterov L2 smoothing": ("softmax:4", dict(),
+                                      dict(momentum=0.5, nesterov=True, lmbda=3.0,
+                                           label_smoothing=0.1)),
 }
 
 
@@ -28,7 +42,7 @@ def train(layers, options, run_options, m, plain, monkeypatch, device="cpu"):
         net = Model(layers, **options, seed=4, device=device, dtype="float64",
                     input_shape=(12,))
         before = [backend.to_numpy(w).copy() for w in net.weights]
-        run = training.Run(net, mini_batch_size=m, eta=0.8, **run_options)
+        run = training.Run(net, mini_batch_size=m, eta=0.8, epochs=2, **run_options)
         training.fit(run, blobs(150), 2)
         return net, run, before
 

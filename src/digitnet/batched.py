@@ -63,11 +63,13 @@ class FastBatched:
     """Preallocated state for training one network on one device dataset.
 
     `spec` is net.dense_spec(); `decay` is eta lmbda / n, and `velocities` the
-    run's momentum buffers (pairs like the network's (w, b)).
+    run's momentum buffers (pairs like the network's (w, b)); `l2` says the
+    decay may change from step to step (set_decay: a per-step rate), `nesterov`
+    takes Nesterov's step, and `smoothing` is label smoothing's eps.
     """
 
     def __init__(self, net, spec, rows, labels, mini_batch_size, momentum=0.0, decay=0.0,
-                 velocities=None):
+                 velocities=None, l2=False, nesterov=False, smoothing=0.0):
         xp = self.xp = net.xp
         self.net = net
         self.sizes, self.activation, self.output = spec.sizes, spec.activation, spec.output
@@ -77,17 +79,25 @@ class FastBatched:
         self.bytes = rows.dtype == xp.uint8
         self.by_rows = (mini_batch_size >= ROWS_FROM or max(sizes[1:]) > WIDE
                         or backend.is_cupy(xp))
-        # One-hot targets for the whole set, made once: a gather per step.
-        self.targets = xp.take(xp.eye(sizes[-1], dtype=net.dtype), labels, axis=0)
+        # The targets for the whole set, made once: a gather per step.  One-hot,
+        # or smoothed as engines.targets smooths them, element for element.
+        eye = xp.eye(sizes[-1], dtype=net.dtype)
+        if smoothing:
+            eye = eye * (1.0 - smoothing) + smoothing / sizes[-1]
+        self.targets = xp.take(eye, labels, axis=0)
+        # what a CUDA kernel reads instead: the label's target and the others'
+        self.smooth = (eye[0, 0], eye[1, 0]) if smoothing else None
         self.wb = [self.matrix(w.shape[0], w.shape[1] + 1) for w in net.weights]
         self.nabla = [self.matrix(*wb.shape) for wb in self.wb]
         self.velocities = velocities if momentum else None
         self.vel = [self.matrix(*wb.shape) for wb in self.wb] if momentum else None
+        self.scratch = ([self.matrix(*wb.shape) for wb in self.wb] if momentum and nesterov
+                        else None)
         self.plans = {}
         self.one = self.scalar(1.0)
         self.zero = self.scalar(0.0)
         self.mu = self.scalar(momentum)
-        self.decay = self.scalar(decay) if decay else None
+        self.decay = self.scalar(decay) if decay or l2 else None
         self.keep = self.scalar(1.0 - decay)
         self.keep_p = self.scalar(1.0 - self.dropout)  # dropout's 1 - p
         self.two55 = xp.asarray(255.0, dtype=xp.float32)
@@ -98,13 +108,19 @@ class FastBatched:
         # number is the same bit for bit (BP2's -w^T delta meets a (a - 1),
         # the update adds).  One call fewer per layer: 5% at m = 10.
         self.negated = (self.activation == "sigmoid" and self.output == "sigmoid"
-                        and not self.dropout and not momentum and not decay)
+                        and not self.dropout and not momentum and self.decay is None)
 
     def matrix(self, rows, cols, fill=None):
         """A (rows, cols) work array, stored transposed when by_rows."""
         xp, dt = self.xp, self.net.dtype
         make = xp.empty if fill is None else xp.ones
         return make((cols, rows), dtype=dt).T if self.by_rows else make((rows, cols), dtype=dt)
+
+    def set_decay(self, decay):
+        """The L2 factor eta lmbda / n of a per-step rate, for the next step,
+        rounded to the dtype as a new scalar would be."""
+        self.decay[...] = decay
+        self.keep[...] = 1.0 - decay
 
     def scalar(self, value):
         # A 0-d array of the network's dtype: cheaper per call than a Python
@@ -189,7 +205,7 @@ class FastBatched:
                 backward.append((below,) + gemm(deltas[l], a_in.T, self.nabla[l])
                                 + self._update(l))
             # output_delta's arguments around the step's idx and k
-            delta = ((xp, self.cost == "quadratic", out, self.targets, self.labels),
+            delta = ((xp, self.cost == "quadratic", out, self.targets, self.labels, self.smooth),
                      (deltas[-1], zs[-1], one))
             self.plans[m] = Plan(x[:, :-1], raw, y, (host, device), forward, delta,
                                  backward[::-1])
@@ -216,7 +232,8 @@ class FastBatched:
         if self.negated:
             return K.sgd_negated, (xp, wb, nabla)
         return K.update, (xp, wb, nabla, v, wb[:, :-1], nabla[:, :-1],
-                          None if v is None else v[:, :-1], self.mu, self.decay, self.keep)
+                          None if v is None else v[:, :-1], self.mu, self.decay, self.keep,
+                          self.scratch[l] if self.scratch else None)
 
     def step(self, idx, k):
         """One SGD step on the examples `idx`, learning rate k = eta/m.

@@ -12,8 +12,8 @@ is the book's weight decay w -> (1 - eta lmbda/n) w - (eta/m) nabla_w when
 mu = 0.  Biases are not decayed.
 
 Where it applies (the batched engine on NumPy or CuPy, a chain of fully
-connected layers, no augmentation, and the book's options: a constant rate,
-plain momentum, one-hot targets) a step takes the fast path of batched.py,
+connected layers, no augmentation; every rate schedule, Nesterov's momentum
+and label smoothing included) a step takes the fast path of batched.py,
 whose arithmetic is the same in another order.
 """
 
@@ -126,11 +126,22 @@ def stepper(net, rows, labels, config, eta, velocities=None):
     if config.augment and side * side != net.n_in:
         raise ValueError(f"augmentation needs square pictures, and the network takes "
                          f"{net.n_in} inputs")
-    plain = (config.augment or callable(eta) or config.nesterov or config.label_smoothing)
-    if engine == "batched" and backend.has_out(xp) and spec is not None and not plain:
-        decay = eta * config.lmbda / n
-        fast = FastBatched(net, spec, rows, labels, m, momentum=momentum, decay=decay,
-                           velocities=velocities)
+    if engine == "batched" and backend.has_out(xp) and spec is not None and not config.augment:
+        first = eta(0) if callable(eta) else eta
+        fast = FastBatched(net, spec, rows, labels, m, momentum=momentum,
+                           decay=first * config.lmbda / n, velocities=velocities,
+                           l2=bool(config.lmbda), nesterov=config.nesterov,
+                           smoothing=config.label_smoothing)
+        if callable(eta):  # a per-step rate: k and the L2 factor anew each step
+            steps = [0]
+
+            def step(idx):
+                eta_now = eta(steps[0])
+                steps[0] += 1
+                if config.lmbda:
+                    fast.set_decay(eta_now * config.lmbda / n)
+                fast.step(idx, fast.scalar(eta_now / idx.shape[0]))
+            return fast.load, step, fast.store
         ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
 
         def step(idx):

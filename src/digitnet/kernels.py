@@ -97,9 +97,10 @@ class NumpyKernels:
         xp.divide(z, column, out=a)
 
     @staticmethod
-    def output_delta(xp, quadratic, a, targets, labels, idx, y, k, delta, t, one):
+    def output_delta(xp, quadratic, a, targets, labels, smooth, idx, y, k, delta, t, one):
         """BP1 times k: k (a - y) a (1 - a) for the quadratic cost on sigmoid
-        outputs, k (a - y) where f' cancels; y = the one-hot rows `idx`."""
+        outputs, k (a - y) where f' cancels; y = the target rows `idx`
+        (one-hot, or label-smoothed: the CUDA kernel's (hot, cold) `smooth`)."""
         xp.take(targets, idx, out=y, axis=0, mode="clip")
         xp.subtract(a, y.T, out=delta)
         if quadratic:
@@ -124,10 +125,22 @@ class NumpyKernels:
         xp.multiply(delta, t, out=delta)
 
     @staticmethod
-    def update(xp, wb, nabla, v, w, nabla_w, v_w, mu, decay, keep):
+    def update(xp, wb, nabla, v, w, nabla_w, v_w, mu, decay, keep, scratch=None):
         """[w | b] one step on the pre-scaled gradient nabla = k (nabla_w |
         nabla_b), as engines.update: with momentum v = mu v - nabla - decay w
-        (decay on the weights only), w += v; else w *= 1 - decay, w -= nabla."""
+        (decay on the weights only), w += v; else w *= 1 - decay, w -= nabla.
+        With a `scratch` [w | b] buffer, Nesterov's: g = nabla + decay w,
+        v = mu v - g, w = w + mu v - g."""
+        if scratch is not None:
+            if decay is not None:
+                xp.multiply(w, decay, out=scratch[:, :-1])
+                xp.add(nabla_w, scratch[:, :-1], out=nabla_w)  # nabla is now g
+            xp.multiply(v, mu, out=v)
+            xp.subtract(v, nabla, out=v)
+            xp.multiply(v, mu, out=scratch)
+            xp.add(wb, scratch, out=wb)
+            xp.subtract(wb, nabla, out=wb)
+            return
         if v is None:
             if decay is not None:
                 xp.multiply(w, keep, out=w)
@@ -215,15 +228,18 @@ class CupyKernels:
         cp.divide(z, column, out=a)
 
     @classmethod
-    def output_delta(cls, cp, quadratic, a, targets, labels, idx, y, k, delta, t, one):
-        # delta is (n_out, m): class i / m, example i % m, its label labels[idx[i % m]]
-        d = "T d = a - (labels[idx[i % m]] == i / m ? (T)1 : (T)0);"
+    def output_delta(cls, cp, quadratic, a, targets, labels, smooth, idx, y, k, delta, t, one):
+        # delta is (n_out, m): class i / m, example i % m, its label labels[idx[i % m]];
+        # smooth is None (one-hot) or the (hot, cold) targets of label smoothing
+        hot, cold = ("hot", "cold") if smooth is not None else ("(T)1", "(T)0")
+        d = f"T d = a - (labels[idx[i % m]] == i / m ? {hot} : {cold});"
         if quadratic:
             d += " d = d * (((T)1 - a) * a);"
-        kernel = cls._kernel(cp, "output_delta" + ("_q" if quadratic else ""),
-                             "T a, raw L labels, raw J idx, int64 m, T k", "T delta",
-                             d + " delta = d * k;")
-        kernel(a, labels, idx, delta.shape[1], k, delta)
+        name = "output_delta" + ("_q" if quadratic else "") + ("_s" if smooth is not None else "")
+        params = "T a, raw L labels, raw J idx, int64 m, T k" + (", T hot, T cold"
+                                                                 if smooth is not None else "")
+        kernel = cls._kernel(cp, name, params, "T delta", d + " delta = d * k;")
+        kernel(a, labels, idx, delta.shape[1], k, *(smooth or ()), delta)
 
     @classmethod
     def hidden_delta(cls, cp, kind, delta, a, mask, t, one, zero):
@@ -238,10 +254,17 @@ class CupyKernels:
                         f"delta = delta * mask * {fprime};")(a, mask, delta)
 
     @classmethod
-    def update(cls, cp, wb, nabla, v, w, nabla_w, v_w, mu, decay, keep):
+    def update(cls, cp, wb, nabla, v, w, nabla_w, v_w, mu, decay, keep, scratch=None):
         # one kernel over [w | b]: the last column (of the (rows, cols) view)
         # holds the biases, which L2 leaves alone
         cols = wb.shape[1]
+        if scratch is not None:  # Nesterov's, rounded as the NumPy chain rounds it
+            g = ("T g = nabla + ((i % cols) == cols - 1 ? (T)0 : decay * wb);"
+                 if decay is not None else "T g = nabla;")
+            cls._kernel(cp, "nesterov", "T nabla, int64 cols, T mu, T decay", "T v, T wb",
+                        g + " v = mu * v - g; wb = (wb + mu * v) - g;")(
+                nabla, cols, mu, decay if decay is not None else mu, v, wb)
+            return
         if v is None:
             body = ("wb = ((i % cols) == cols - 1 ? wb : wb * keep) - nabla;"
                     if decay is not None else "wb = wb - nabla;")
