@@ -31,7 +31,7 @@ def fast_path(net, data, m, options):
     """The FastBatched object the batched engine builds for this run."""
     rows, labels = training.to_device(net, data)
     run = training.Run(net, mini_batch_size=m, eta=0.5, **options)
-    _, step, _ = engines.stepper(net, rows, labels, run.config, 0.5, run.velocities)
+    _, step, _ = engines.stepper(net, rows, labels, run.config, 0.5, run.optimizer)
     return next(c.cell_contents for c in step.__closure__
                 if isinstance(c.cell_contents, batched.FastBatched))
 

@@ -115,7 +115,7 @@ def calls_per_step(net, m, **options):
     data = blobs(200, features=net.n_in, classes=net.n_out)
     rows, labels = training.to_device(net, data)
     run = training.Run(net, mini_batch_size=m, eta=0.5, **options)
-    begin, step, end = engines.stepper(net, rows, labels, run.config, 0.5, run.velocities)
+    begin, step, end = engines.stepper(net, rows, labels, run.config, 0.5, run.optimizer)
     fast = next(c.cell_contents for c in step.__closure__
                 if isinstance(c.cell_contents, batched.FastBatched))
     counting = Counting(np)

@@ -4,7 +4,9 @@ never pickles; saved networks are modelfile.py's, re-exported here.
 A run checkpoint is format "digitnet-run", version 1: the network as in
 modelfile.py (the last finished epoch's parameters), and
 
-    velocity_w_i, velocity_b_i   momentum buffers, when momentum is on
+    velocity_w_i, velocity_b_i   SGD's momentum buffers, when momentum is on
+    adam_m_w_i, adam_m_b_i, adam_v_w_i, adam_v_b_i   Adam's moments (its
+                 step count is the state's adam_steps)
     best_weights_i, best_biases_i   the best validation epoch's, when there is one
     state        JSON: epoch, eta, patience count, how it ended, the
                  generator's state, the history, the best epoch's record,
@@ -71,8 +73,10 @@ def load_run(path, device="auto"):
         run = Run(net, TrainConfig.from_json(state["settings"]))
         state.update(weights=net.weights, biases=net.biases)  # read and checked above
         try:
+            held = run.optimizer.lists  # the optimizer's buffers, in (w, b) pairs
             for w_name, b_name, present in (
-                    ("velocity_w", "velocity_b", run.velocities is not None),
+                    *((w, b, held[w] is not None) for w, b in zip(
+                        run.optimizer.BUFFERS[0::2], run.optimizer.BUFFERS[1::2])),
                     ("best_weights", "best_biases", state["best"] is not None)):
                 state[w_name], state[b_name] = (parameters(arrays, shapes, w_name, b_name)
                                                 if present else (None, None))

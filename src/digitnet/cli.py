@@ -22,7 +22,7 @@ from .cli_runs import DEFAULTS
 from .cliargs import (DATA_DIR_HELP, Parser, add_data_args, add_device_arg, dataset_for,
                       fraction, int_at_least, load_network, non_negative_float,
                       positive_float, quiet_pipe, stdout_closed)
-from .config import ENGINES, SCHEDULES
+from .config import ENGINES, OPTIMIZERS, SCHEDULES
 from .costs import COSTS
 from .ensemble import Ensemble
 from .model import INITS
@@ -97,6 +97,11 @@ def build_parser():
          help="train towards (1-EPS) on the label and EPS/10 spread over all classes")
     flag("--test-at-end", group=fast, action="store_true",
          help="measure the test set once, at the best validation epoch, not every epoch")
+    flag("--optimizer", group=fast, choices=OPTIMIZERS,
+         help="sgd (the book's, with --momentum) or adam (AdamW: --lmbda decays the weights "
+              "apart from the gradient)")
+    flag("--beta1", group=fast, type=fraction, help="adam's average of the gradients")
+    flag("--beta2", group=fast, type=fraction, help="adam's average of their squares")
 
     e = sub.add_parser("evaluate", help="test accuracy of a saved network, or of several and "
                                         "of their average (an ensemble)")

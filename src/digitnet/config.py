@@ -18,6 +18,7 @@ import math
 import numbers
 
 ENGINES = ("batched", "per-example")
+OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "one-cycle", "cosine")
 
 
@@ -51,11 +52,14 @@ FIELDS = {
     "nesterov": (lambda v: isinstance(v, bool), "true or false"),
     "label_smoothing": (lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "test_at_end": (lambda v: isinstance(v, bool), "true or false"),
+    "optimizer": (lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
+    "beta1": (lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "beta2": (lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
 }
 # Settings that checkpoints from before them lack: their defaults then hold
 # (the command line kept its epochs and monitor_training in `extra`).
 LATER = ("augment", "epochs", "monitor_training", "schedule", "warmup", "nesterov",
-         "label_smoothing", "test_at_end")
+         "label_smoothing", "test_at_end", "optimizer", "beta1", "beta2")
 
 
 def show(value, width=40):
@@ -99,6 +103,11 @@ def conflicts(s, prefix):
                      f"not the constant one")
     if s["nesterov"] and not s["momentum"]:
         found.append(f"{prefix}nesterov needs {prefix}momentum > 0")
+    if s["optimizer"] == "adam" and s["momentum"]:
+        found.append(f"{prefix}momentum is SGD's; adam keeps its own average of the "
+                     f"gradients ({prefix}beta1)")
+    if s["optimizer"] == "sgd" and (s["beta1"], s["beta2"]) != (0.9, 0.999):
+        found.append(f"{prefix}beta1 and {prefix}beta2 are adam's: give {prefix}optimizer adam")
     return found
 
 
@@ -122,7 +131,9 @@ class TrainConfig:
     cosine down to 0) (schedules.py); nesterov, Nesterov's momentum;
     label_smoothing eps, training towards (1 - eps) e_label + eps/n_out
     rather than e_label; test_at_end, measuring the test set once, at the
-    best validation epoch after training, rather than after every epoch.
+    best validation epoch after training, rather than after every epoch;
+    optimizer, "sgd" or "adam" (AdamW: lmbda then decays the weights apart
+    from the gradient), with Adam's beta1 and beta2 (optimizers.py).
     """
 
     mini_batch_size: int
@@ -140,6 +151,9 @@ class TrainConfig:
     nesterov: bool = False
     label_smoothing: float = 0.0
     test_at_end: bool = False
+    optimizer: str = "sgd"
+    beta1: float = 0.9
+    beta2: float = 0.999
 
     def __post_init__(self):
         found = problems(dataclasses.asdict(self))
@@ -149,7 +163,7 @@ class TrainConfig:
         # whatever the caller passed (numpy scalars, 10.0 for 10)
         for key, kind in (("mini_batch_size", int), ("eta", float), ("lmbda", float),
                           ("momentum", float), ("epochs", int), ("warmup", float),
-                          ("label_smoothing", float)):
+                          ("label_smoothing", float), ("beta1", float), ("beta2", float)):
             object.__setattr__(self, key, kind(getattr(self, key)))
         if self.patience is not None:
             object.__setattr__(self, "patience", int(self.patience))

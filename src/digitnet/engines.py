@@ -1,25 +1,21 @@
-"""The engines: how one SGD step turns a mini-batch into new parameters.
+"""The engines: how one step turns a mini-batch into new parameters.
 
 Two engines compute the same gradient for any network with the common
 interface (network.py): "batched" backpropagates the whole (n_in, m)
 mini-batch at once (GEMMs), and "per-example" is the book's loop over
 single columns, kept as the reference and the benchmark baseline.  The
-update with momentum mu and L2 parameter lmbda over n training examples,
-
-    v -> mu v - (eta/m) nabla_w - (eta lmbda / n) w,      w -> w + v,
-
-is the book's weight decay w -> (1 - eta lmbda/n) w - (eta/m) nabla_w when
-mu = 0.  Biases are not decayed.
+run's optimizer (optimizers.py: SGD with L2 and momentum, or Adam) then
+updates the parameters.
 
 Where it applies (the batched engine on NumPy or CuPy, a chain of fully
-connected layers, no augmentation; every rate schedule, Nesterov's momentum
-and label smoothing included) a step takes the fast path of batched.py,
-whose arithmetic is the same in another order.
+connected layers, no augmentation, SGD; every rate schedule, Nesterov's
+momentum and label smoothing included) a step takes the fast path of
+batched.py, whose arithmetic is the same in another order.
 """
 
 import math
 
-from . import augment, backend
+from . import augment, backend, optimizers
 from .batched import FastBatched
 
 
@@ -54,50 +50,6 @@ def backprop(net, x, y, masks=None):
 GRADIENTS = {"batched": backprop, "per-example": backprop_per_example}
 
 
-def update(net, nabla_b, nabla_w, k, decay, momentum, velocities, nesterov=False):
-    """The step above, in place: k = eta/m, decay = eta lmbda/n.  With
-    `nesterov`, Sutskever's form of Nesterov's momentum: the velocity as
-    above, then w -> w + mu v - (eta/m) nabla_w - (eta lmbda/n) w, the step
-    taken from where the momentum is carrying w.
-
-    k and decay stay Python floats, so a float32 network stays float32.
-    """
-    if momentum and nesterov:
-        for w, b, nw, nb, (vw, vb) in zip(net.weights, net.biases, nabla_w, nabla_b,
-                                          velocities):
-            g = k * nw
-            if decay:
-                g += decay * w
-            vw *= momentum
-            vw -= g
-            w += momentum * vw
-            w -= g
-            g = k * nb
-            vb *= momentum
-            vb -= g
-            b += momentum * vb
-            b -= g
-        return
-    if momentum:
-        for w, b, nw, nb, (vw, vb) in zip(net.weights, net.biases, nabla_w, nabla_b,
-                                          velocities):
-            # one temporary at a time: at fc:300 each pass is ~1 MB
-            vw *= momentum
-            vw -= k * nw
-            if decay:
-                vw -= decay * w
-            vb *= momentum
-            vb -= k * nb
-            w += vw
-            b += vb
-        return
-    for w, b, nw, nb in zip(net.weights, net.biases, nabla_w, nabla_b):
-        if decay:
-            w *= 1.0 - decay
-        w -= k * nw
-        b -= k * nb
-
-
 def targets(xp, labels, eye, smoothing):
     """y(x) for a mini-batch: one-hot columns, or with label smoothing eps
     (1 - eps) e_label + eps/n_out, so a softmax output is never pushed
@@ -108,12 +60,13 @@ def targets(xp, labels, eye, smoothing):
     return y
 
 
-def stepper(net, rows, labels, config, eta, velocities=None):
+def stepper(net, rows, labels, config, eta, optimizer=None):
     """(begin, step, end) for one pass over device data (training.to_device)
     by the TrainConfig `config` at learning rate `eta`: a number for the
     whole pass (the constant schedule's, which may have halved config.eta),
     or a function of the mini-batch's index in the pass (schedules.py);
-    `velocities` are the run's momentum buffers.
+    `optimizer` is the run's (optimizers.py; SGD's with fresh buffers when
+    None), which the fast path runs as its fused chains on SGD's velocities.
 
     step(idx) trains on the examples `idx`, each freshly distorted (augment.py)
     when config.augment; begin() and end() bracket a pass (the fast path works
@@ -126,10 +79,12 @@ def stepper(net, rows, labels, config, eta, velocities=None):
     if config.augment and side * side != net.n_in:
         raise ValueError(f"augmentation needs square pictures, and the network takes "
                          f"{net.n_in} inputs")
-    if engine == "batched" and backend.has_out(xp) and spec is not None and not config.augment:
+    optimizer = optimizer or optimizers.for_run(net, config)
+    if (engine == "batched" and backend.has_out(xp) and spec is not None and not config.augment
+            and optimizer.kind == "sgd"):
         first = eta(0) if callable(eta) else eta
         fast = FastBatched(net, spec, rows, labels, m, momentum=momentum,
-                           decay=first * config.lmbda / n, velocities=velocities,
+                           decay=first * config.lmbda / n, velocities=optimizer.velocities,
                            l2=bool(config.lmbda), nesterov=config.nesterov,
                            smoothing=config.label_smoothing)
         if callable(eta):  # a per-step rate: k and the L2 factor anew each step
@@ -165,8 +120,7 @@ def stepper(net, rows, labels, config, eta, velocities=None):
         nabla_b, nabla_w = gradient(net, x, y, masks)
         eta_now = rate(steps[0])
         steps[0] += 1
-        update(net, nabla_b, nabla_w, eta_now / x.shape[1], eta_now * config.lmbda / n,
-               momentum, velocities, config.nesterov)
+        optimizer.step(nabla_w, nabla_b, eta_now, x.shape[1], n)
 
     def nothing():
         pass

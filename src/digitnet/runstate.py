@@ -111,6 +111,8 @@ def problems(state, net):
         if not found and state["eta"] > settings["eta"]:
             found.append(f"state: eta {state['eta']} is above the run's starting eta "
                          f"{settings['eta']} (the schedule only halves it)")
+    if not found and state["settings"].get("optimizer") == "adam":
+        check("adam_steps", whole, "a whole number >= 0 (adam's steps taken)")
     if not found and state["since"] > state["epoch"]:
         found.append(f"state: since must be at most epoch ({state['epoch']}), got "
                      f"{state['since']}")

@@ -3,8 +3,9 @@ later chapters' options: L2, momentum, monitoring like the book's network2,
 early stopping and the halving learning-rate schedule.
 
 A `Run` holds everything a run needs to go on: the settings, the epoch,
-the current eta, the momentum buffers, the best-validation weights so far,
-the patience count and the history.  Checkpoints save a Run and resume it;
+the current eta, the optimizer (which owns its momentum or moment
+buffers, optimizers.py), the best-validation weights so far, the patience
+count and the history.  Checkpoints save a Run and resume it;
 `fit` stops cleanly at the end of a mini-batch when asked (Ctrl-C), and
 refuses to go on with NaN or infinite weights.
 """
@@ -15,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend, engines, schedules
+from . import backend, engines, optimizers, schedules
 from .config import TrainConfig, whole
 from .costs import COSTS
 from .engines import one_hot
@@ -89,8 +90,10 @@ class Best(NamedTuple):
     biases: list
 
 
-# The lists of arrays in a Run's state_dict, each as long as the weights.
-ARRAY_LISTS = ("velocity_w", "velocity_b", "best_weights", "best_biases")
+# The lists of arrays in a Run's state_dict, each as long as the weights:
+# every optimizer's buffers, and the best epoch's parameters.
+ARRAY_LISTS = (*(name for o in optimizers.OPTIMIZERS.values() for name in o.BUFFERS),
+               "best_weights", "best_biases")
 
 
 class Run:
@@ -112,23 +115,24 @@ class Run:
         self.history = []
         self.ended = None       # "patience", "schedule", "interrupted" or "diverged"
         self.last = None        # the last epoch's parameters while the best ones are in use
-        xp = net.xp
-        self.velocities = ([(xp.zeros_like(w), xp.zeros_like(b))
-                            for w, b in zip(net.weights, net.biases)] if config.momentum
-                           else None)
+        self.optimizer = optimizers.for_run(net, config)
+
+    @property
+    def velocities(self):
+        """SGD's momentum buffers as (v_w, v_b) pairs, or None."""
+        return getattr(self.optimizer, "velocities", None)
 
     def snapshot(self):
         """What an epoch changes, to go back to if it is cut short."""
         xp = self.net.xp
-        flat = [a for pair in self.velocities or () for a in pair]
-        return (copies(xp, self.net.weights), copies(xp, self.net.biases), copies(xp, flat),
+        return (copies(xp, self.net.weights), copies(xp, self.net.biases),
+                copies(xp, self.optimizer.buffers()), self.optimizer.scalars(),
                 self.net.rng.bit_generator.state, self.eta)
 
     def restore(self, snapshot):
-        weights, biases, flat, rng_state, self.eta = snapshot
+        weights, biases, buffers, scalars, rng_state, self.eta = snapshot
         self.net.weights[:], self.net.biases[:] = weights, biases
-        if self.velocities:
-            self.velocities = list(zip(flat[0::2], flat[1::2]))
+        self.optimizer.set_buffers(buffers, scalars)
         self.net.rng.bit_generator.state = rng_state
 
     def use_best(self):
@@ -147,20 +151,20 @@ class Run:
     def state_dict(self):
         """Everything needed to go on with this run, as JSON-ready values and
         lists of host arrays (PyTorch's and nanoGPT's convention): the last
-        epoch's parameters, the momentum velocities and the best epoch's
-        (None where there are none), the position in the schedule, the
-        generator and the history.  checkpoint.py writes it knowing arrays
-        and JSON, not a Run."""
+        epoch's parameters, the optimizer's buffers (velocity_w... for SGD's
+        momentum, adam_m_w... for Adam's moments, None where there are
+        none) and scalars, the best epoch's parameters, the position in the
+        schedule, the generator and the history.  checkpoint.py writes it
+        knowing arrays and JSON, not a Run."""
         host = lambda arrays: [backend.to_numpy(a) for a in arrays]  # noqa: E731
         weights, biases = self.last or (self.net.weights, self.net.biases)
-        pairs = self.velocities
+        buffers = {name: None for name in ARRAY_LISTS}
+        buffers.update(self.optimizer.state_dict())
         return {"epoch": self.epoch, "eta": self.eta, "since": self.since,
                 "ended": self.ended, "rng": self.net.rng.bit_generator.state,
                 "history": self.history, "best": self.best.record if self.best else None,
                 "settings": self.config.to_json(), "seed": self.net.seed,
-                "weights": host(weights), "biases": host(biases),
-                "velocity_w": host(w for w, _ in pairs) if pairs else None,
-                "velocity_b": host(b for _, b in pairs) if pairs else None,
+                "weights": host(weights), "biases": host(biases), **buffers,
                 "best_weights": host(self.best.weights) if self.best else None,
                 "best_biases": host(self.best.biases) if self.best else None}
 
@@ -175,8 +179,7 @@ class Run:
         as_net = lambda arrays: [net.asarray(a) for a in arrays]  # noqa: E731
         net.weights[:], net.biases[:] = as_net(state["weights"]), as_net(state["biases"])
         self.last = None
-        if self.velocities is not None:
-            self.velocities = list(zip(as_net(state["velocity_w"]), as_net(state["velocity_b"])))
+        self.optimizer.load_state_dict(state)
         self.best = None if state["best"] is None else Best(
             state["best"], as_net(state["best_weights"]), as_net(state["best_biases"]))
 
@@ -190,7 +193,7 @@ def run_epoch(run, rows, labels, progress=None, stop=None, epochs=None):
     xp, n, m = net.xp, rows.shape[0], run.config.mini_batch_size
     scheduled = schedules.for_pass(run.config, run.epoch, epochs or run.config.epochs, n)
     begin, step, end = engines.stepper(net, rows, labels, run.config, scheduled or run.eta,
-                                       run.velocities)
+                                       run.optimizer)
     order = xp.asarray(net.rng.permutation(n))
     batches = range(0, n, m)
     if progress is not None:

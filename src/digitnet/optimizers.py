@@ -1,0 +1,185 @@
+"""The optimizers: how a step's gradient becomes new parameters, each
+owning the state it keeps between steps (tinygrad's and PyTorch's shape:
+the run holds an optimizer, the optimizer holds its buffers).
+
+`SGD` is the book's, with chapter 3's L2 and momentum: over n training
+examples and a mini-batch of m, with k = eta/m and decay = eta lmbda / n,
+
+    v -> mu v - k nabla_w - decay w,      w -> w + v,
+
+which is the book's weight decay w -> (1 - decay) w - k nabla_w when
+mu = 0; with `nesterov`, Sutskever's form of Nesterov's momentum (the
+update of PyTorch's SGD(nesterov=True)).  Biases are not decayed.
+
+`Adam` is Kingma and Ba's, with AdamW's decoupled weight decay (Loshchilov
+and Hutter): w -> (1 - decay) w with decay = eta (lmbda / n) (PyTorch's
+weight_decay = lmbda / n, lr = eta), then the moments of the mean gradient
+g = nabla / m and the bias-corrected step, in the order of operations that
+PyTorch's single-tensor AdamW (torch/optim/adam.py) writes; its vectorized
+CPU kernels fuse some multiply-adds, so a float64 step agrees with
+PyTorch's to within an ulp or two.  Biases are not decayed here either.
+
+Both are written once against `xp`, for every array namespace (the plain
+and per-example engines); the fast path (batched.py) runs SGD as fused
+chains (kernels.py) on the same velocity arrays.  `state_dict()` gives
+the buffers as host arrays, by name, and the JSON scalars (Adam's step
+count), which checkpoints keep.
+"""
+
+from . import backend
+
+
+class Optimizer:
+    """What the trainer, snapshots and checkpoints use of an optimizer."""
+
+    kind = None
+    BUFFERS = ()      # the names of its lists of arrays, one array per layer each
+
+    def __init__(self, net, config):
+        self.net, self.config = net, config
+        self.lists = {name: None for name in self.BUFFERS}
+
+    def zeros(self, params):
+        return [self.net.xp.zeros_like(p) for p in params]
+
+    def buffers(self):
+        """Every array it keeps, in a fixed order (snapshots copy these)."""
+        return [a for name in self.BUFFERS for a in self.lists[name] or ()]
+
+    def scalars(self):
+        """Its JSON-ready numbers."""
+        return {}
+
+    def set_buffers(self, arrays, scalars=None):
+        """Put back what buffers() and scalars() gave (a snapshot's copies)."""
+        arrays = list(arrays)
+        for name in self.BUFFERS:
+            if self.lists[name] is not None:
+                k = len(self.lists[name])
+                self.lists[name], arrays = arrays[:k], arrays[k:]
+        self.load_scalars(scalars or {})
+
+    def load_scalars(self, scalars):
+        pass
+
+    def state_dict(self):
+        """{name: list of host arrays, or None} and the scalars."""
+        host = lambda arrays: None if arrays is None else [  # noqa: E731
+            backend.to_numpy(a) for a in arrays]
+        return {**{name: host(self.lists[name]) for name in self.BUFFERS},
+                **self.scalars()}
+
+    def load_state_dict(self, state):
+        """From a state_dict() (its arrays checked for shape by the caller)."""
+        for name in self.BUFFERS:
+            if self.lists[name] is not None:
+                self.lists[name] = [self.net.asarray(a) for a in state[name]]
+        self.load_scalars(state)
+
+
+class SGD(Optimizer):
+    kind = "sgd"
+    BUFFERS = ("velocity_w", "velocity_b")
+
+    def __init__(self, net, config):
+        super().__init__(net, config)
+        if config.momentum:
+            self.lists = {"velocity_w": self.zeros(net.weights),
+                          "velocity_b": self.zeros(net.biases)}
+
+    @property
+    def velocities(self):
+        """The momentum buffers as (v_w, v_b) pairs, one per layer, or None."""
+        vw, vb = self.lists["velocity_w"], self.lists["velocity_b"]
+        return None if vw is None else list(zip(vw, vb))
+
+    def step(self, nabla_w, nabla_b, eta, m, n):
+        """The update above, in place, for summed gradients over m examples.
+
+        k and decay stay Python floats, so a float32 network stays float32.
+        """
+        net, c = self.net, self.config
+        k, decay, mu = eta / m, eta * c.lmbda / n, c.momentum
+        if mu:
+            for w, b, nw, nb, vw, vb in zip(net.weights, net.biases, nabla_w, nabla_b,
+                                            self.lists["velocity_w"], self.lists["velocity_b"]):
+                if c.nesterov:  # g the step's gradient part; w moves by mu v - g
+                    g = k * nw
+                    if decay:
+                        g += decay * w
+                    vw *= mu
+                    vw -= g
+                    w += mu * vw
+                    w -= g
+                    g = k * nb
+                    vb *= mu
+                    vb -= g
+                    b += mu * vb
+                    b -= g
+                    continue
+                # one temporary at a time: at fc:300 each pass is ~1 MB
+                vw *= mu
+                vw -= k * nw
+                if decay:
+                    vw -= decay * w
+                vb *= mu
+                vb -= k * nb
+                w += vw
+                b += vb
+            return
+        for w, b, nw, nb in zip(net.weights, net.biases, nabla_w, nabla_b):
+            if decay:
+                w *= 1.0 - decay
+            w -= k * nw
+            b -= k * nb
+
+
+class Adam(Optimizer):
+    kind = "adam"
+    BUFFERS = ("adam_m_w", "adam_m_b", "adam_v_w", "adam_v_b")
+    EPS = 1e-8   # PyTorch's default
+
+    def __init__(self, net, config):
+        super().__init__(net, config)
+        self.lists = {"adam_m_w": self.zeros(net.weights), "adam_m_b": self.zeros(net.biases),
+                      "adam_v_w": self.zeros(net.weights), "adam_v_b": self.zeros(net.biases)}
+        self.t = 0   # steps taken: the bias corrections' exponent
+
+    def scalars(self):
+        return {"adam_steps": self.t}
+
+    def load_scalars(self, scalars):
+        self.t = int(scalars.get("adam_steps", self.t))
+
+    def step(self, nabla_w, nabla_b, eta, m, n):
+        """One AdamW step, in place, for summed gradients over m examples."""
+        xp, c, L = self.net.xp, self.config, self.lists
+        self.t += 1
+        decay = eta * (c.lmbda / n)   # lr * weight_decay, rounded as PyTorch rounds it
+        b1, b2 = c.beta1, c.beta2
+        step_size = eta / (1 - b1 ** self.t)
+        correction2 = (1 - b2 ** self.t) ** 0.5
+        for i, w in enumerate(self.net.weights):
+            if decay:
+                w *= 1.0 - decay
+            for p, nabla, mo, ve in ((w, nabla_w[i], L["adam_m_w"][i], L["adam_v_w"][i]),
+                                     (self.net.biases[i], nabla_b[i], L["adam_m_b"][i],
+                                      L["adam_v_b"][i])):
+                g = nabla / m
+                weight = 1 - b1                      # lerp(m, g, weight), both of its forms
+                if weight < 0.5:
+                    mo += weight * (g - mo)
+                else:
+                    mo[...] = g - (g - mo) * (1 - weight)
+                ve *= b2
+                ve += (1 - b2) * g * g              # addcmul(v, g, g, value=1 - beta2)
+                denom = xp.sqrt(ve) / correction2 + self.EPS
+                p += (-step_size) * mo / denom      # addcdiv(p, m, denom, value=-step_size)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def for_run(net, config):
+    """The optimizer a TrainConfig names, with fresh state for `net`."""
+    return OPTIMIZERS[config.optimizer](net, config)
