@@ -421,7 +421,9 @@ def configurations():
               dict(lmbda=3.0, schedule="cosine"),
               dict(lmbda=3.0, momentum=0.7, nesterov=True, schedule="one-cycle", warmup=0.3,
                    label_smoothing=0.1),
-              dict(momentum=0.7, nesterov=True, label_smoothing=0.2)]
+              dict(momentum=0.7, nesterov=True, label_smoothing=0.2),
+              dict(optimizer="adam", lmbda=3.0, schedule="one-cycle", warmup=0.3),
+              dict(optimizer="adam", beta1=0.3, beta2=0.9)]
     for name, make in nets:
         if name == "network" or "relu" in name and "dropout=0.3" in name:
             for options in levers:

@@ -84,15 +84,14 @@ def test_each_step_is_pytorchs_own():
             np.testing.assert_allclose(got, want.numpy(), rtol=1e-13, atol=1e-16)
 
 
-def test_adam_trains_through_fit_and_off_the_fast_path(monkeypatch):
-    """A dense chain with Adam trains on the plain engine (the fast path's
-    chains are SGD's), and learns."""
-    from digitnet import batched
-    monkeypatch.setattr(batched.FastBatched, "step", lambda *a: pytest.fail("fast path"))
+@pytest.mark.parametrize("engine", ["batched", "per-example"])
+def test_adam_trains_through_fit(engine):
+    """On the fast path (a dense chain, batched) and the plain one."""
     data = blobs(300, features=5, classes=3)
     net = a_net()
     before = net.evaluate(data)
-    run = training.Run(net, mini_batch_size=10, eta=0.01, epochs=5, optimizer="adam")
+    run = training.Run(net, mini_batch_size=10, eta=0.01, epochs=5, optimizer="adam",
+                       engine=engine)
     training.fit(run, data)
     assert run.velocities is None and run.optimizer.t == 5 * 30
     assert net.evaluate(data) > max(before, 0.9 * len(data))

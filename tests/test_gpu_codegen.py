@@ -26,7 +26,8 @@ KERNELS = {f"digitnet_{name}" for name in (
     "gather", "act_sigmoid", "act_relu", "act_tanh", "act_drop_sigmoid", "act_drop_relu",
     "act_drop_tanh", "sigmoid_neg", "hd_sigmoid_neg", "sgd_neg", "shift_exp", "output_delta",
     "output_delta_q", "hd_sigmoid", "hd_relu", "hd_tanh", "hd_drop_sigmoid", "hd_drop_relu",
-    "hd_drop_tanh", "sgd", "momentum", "nesterov", "output_delta_s", "output_delta_q_s")}
+    "hd_drop_tanh", "sgd", "momentum", "nesterov", "output_delta_s", "output_delta_q_s",
+    "adam")}
 DTYPES = ("float32", "float64")
 ROWS = ("float32", "uint8")
 
@@ -155,7 +156,8 @@ def host_kernels(tmp_path_factory, launches):
 
 
 def compare(make, xp, dtype, data, m, options, monkeypatch):
-    """max |fast - plain| over weights, biases and velocities, or a reason."""
+    """max |fast - plain| over weights, biases and the optimizer's buffers
+    (velocities, Adam's moments), or a reason."""
     fast, fast_run, steps = train(make, xp, dtype, data, m, options, 2, monkeypatch=monkeypatch)
     plain, plain_run, plain_steps = train(make, xp, dtype, data, m, options, 2, plain=True,
                                           monkeypatch=monkeypatch)
@@ -165,8 +167,7 @@ def compare(make, xp, dtype, data, m, options, monkeypatch):
     if np.abs(start - np.asarray(plain.weights[0])).max() < 1e-3:
         return None, "it did not train"
     pairs = list(zip(fast.weights + fast.biases, plain.weights + plain.biases))
-    for pa, pb in zip(fast_run.velocities or (), plain_run.velocities or ()):
-        pairs += list(zip(pa, pb))
+    pairs += list(zip(fast_run.optimizer.buffers(), plain_run.optimizer.buffers()))
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-4, atol=2e-5)
     worst = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in pairs)
     if not all(np.allclose(np.asarray(a), np.asarray(b), **tol) for a, b in pairs):
@@ -198,6 +199,8 @@ def test_the_generated_kernels_train_like_the_plain_engine(dtype, rows, m, host_
     assert not failures, "\n".join(failures)
 
 
+ADAM = ("fc:7,fc:5,softmax:4 relu log-likelihood dropout=0.3 {'optimizer': 'adam', "
+        "'lmbda': 3.0, 'schedule': 'one-cycle', 'warmup': 0.3}")
 NESTEROV = ("fc:7,fc:5,softmax:4 relu log-likelihood dropout=0.3 {'lmbda': 3.0, 'momentum': 0.7, "
             "'nesterov': True, 'schedule': 'one-cycle', 'warmup': 0.3, 'label_smoothing': 0.1}")
 
@@ -213,7 +216,9 @@ NESTEROV = ("fc:7,fc:5,softmax:4 relu log-likelihood dropout=0.3 {'lmbda': 3.0, 
     ("digitnet_nesterov", "wb = (wb + mu * v) - g", "wb = wb + v"),
     # label smoothing's targets swapped
     ("digitnet_output_delta_s", "? hot : cold", "? cold : hot"),
-], ids=["index-swap", "bias-column", "tanh-derivative", "nesterov", "smoothing"])
+    # Adam's second moment without its decay
+    ("digitnet_adam", "ve = ve * b2 +", "ve = ve +"),
+], ids=["index-swap", "bias-column", "tanh-derivative", "nesterov", "smoothing", "adam"])
 def test_a_planted_bug_in_a_kernel_body_fails_the_comparison(kernel, old, new, host_kernels,
                                                              monkeypatch):
     """The comparison is not vacuous: a wrong index or formula in a kernel's
@@ -224,7 +229,8 @@ def test_a_planted_bug_in_a_kernel_body_fails_the_comparison(kernel, old, new, h
                                  "momentum=0.7",
             "digitnet_hd_tanh": "fc:7,fc:5,fc:4 tanh quadratic dropout=0.0 lmbda=0.0 "
                                 "momentum=0.0",
-            "digitnet_nesterov": NESTEROV, "digitnet_output_delta_s": NESTEROV}
+            "digitnet_nesterov": NESTEROV, "digitnet_output_delta_s": NESTEROV,
+            "digitnet_adam": ADAM}
     name, make, options = next(c for c in cg.configurations() if c[0] == case[kernel])
     try:
         _, why = compare(make, host_kernels, "float64", cg.dataset(150, "float32"), 7, options,
@@ -246,7 +252,8 @@ OUTPUTS = {"gather": lambda rows, idx, x, raw, two55: [x],
                                   one: [delta],
            "hidden_delta": lambda kind, delta, a, mask, t, one, zero: [delta],
            "update": lambda wb, nabla, v, w, nabla_w, v_w, mu, decay, keep, scratch: [wb] + (
-               [] if v is None else [v])}
+               [] if v is None else [v]),
+           "adam": lambda wb, g, mo, ve, *constants: [wb, mo, ve]}
 
 
 def twin_copy(args, memo):

@@ -32,6 +32,13 @@ CASES = {
     "softmax nesterov L2 smoothing": ("softmax:4", dict(),
                                       dict(momentum=0.5, nesterov=True, lmbda=3.0,
                                            label_smoothing=0.1)),
+    # Adam on its moments: with decoupled decay and a schedule; lerp's other form
+    "relu adam L2 one-cycle": ("fc:7,fc:5,softmax:4", dict(activation="relu", init="scaled",
+                                                            dropout=0.3),
+                               dict(optimizer="adam", lmbda=3.0, schedule="one-cycle",
+                                    warmup=0.3)),
+    "sigmoid quadratic adam beta1 0.3": ("fc:7,fc:4", dict(),
+                                         dict(optimizer="adam", beta1=0.3, beta2=0.9)),
 }
 
 
@@ -42,7 +49,8 @@ def train(layers, options, run_options, m, plain, monkeypatch, device="cpu"):
         net = Model(layers, **options, seed=4, device=device, dtype="float64",
                     input_shape=(12,))
         before = [backend.to_numpy(w).copy() for w in net.weights]
-        run = training.Run(net, mini_batch_size=m, eta=0.8, epochs=2, **run_options)
+        eta = 0.05 if run_options.get("optimizer") == "adam" else 0.8
+        run = training.Run(net, mini_batch_size=m, eta=eta, epochs=2, **run_options)
         training.fit(run, blobs(150), 2)
         return net, run, before
 
@@ -72,9 +80,11 @@ def test_fast_path_matches_the_plain_engine(case, m, device, monkeypatch):
     assert np.abs(before[0] - host(plain.weights[0])).max() > 1e-3  # it really trained
     for a, b in zip(fast.weights + fast.biases, plain.weights + plain.biases):
         np.testing.assert_allclose(host(a), host(b), rtol=1e-10, atol=1e-12)
-    for pa, pb in zip(fast_run.velocities or (), plain_run.velocities or ()):
-        for a, b in zip(pa, pb):
-            np.testing.assert_allclose(host(a), host(b), rtol=1e-10, atol=1e-12)
+    # the optimizer's buffers (SGD's velocities, Adam's moments) and scalars
+    assert len(fast_run.optimizer.buffers()) == len(plain_run.optimizer.buffers())
+    for a, b in zip(fast_run.optimizer.buffers(), plain_run.optimizer.buffers()):
+        np.testing.assert_allclose(host(a), host(b), rtol=1e-10, atol=1e-12)
+    assert fast_run.optimizer.scalars() == plain_run.optimizer.scalars()
     assert fast.rng.bit_generator.state == plain.rng.bit_generator.state
 
 

@@ -65,11 +65,13 @@ class FastBatched:
     `spec` is net.dense_spec(); `decay` is eta lmbda / n, and `velocities` the
     run's momentum buffers (pairs like the network's (w, b)); `l2` says the
     decay may change from step to step (set_decay: a per-step rate), `nesterov`
-    takes Nesterov's step, and `smoothing` is label smoothing's eps.
+    takes Nesterov's step, and `smoothing` is label smoothing's eps.  With
+    `adam` (an optimizers.Adam) each step is an AdamW step on its moments
+    (set_adam before each; the step's k is then 1/m, for the mean gradient).
     """
 
     def __init__(self, net, spec, rows, labels, mini_batch_size, momentum=0.0, decay=0.0,
-                 velocities=None, l2=False, nesterov=False, smoothing=0.0):
+                 velocities=None, l2=False, nesterov=False, smoothing=0.0, adam=None):
         xp = self.xp = net.xp
         self.net = net
         self.sizes, self.activation, self.output = spec.sizes, spec.activation, spec.output
@@ -91,8 +93,16 @@ class FastBatched:
         self.nabla = [self.matrix(*wb.shape) for wb in self.wb]
         self.velocities = velocities if momentum else None
         self.vel = [self.matrix(*wb.shape) for wb in self.wb] if momentum else None
-        self.scratch = ([self.matrix(*wb.shape) for wb in self.wb] if momentum and nesterov
-                        else None)
+        self.scratch = ([self.matrix(*wb.shape) for wb in self.wb]
+                        if momentum and nesterov or adam else None)
+        self.adam = adam
+        if adam is not None:  # its moments in the [w | b] layout, and its step's constants
+            self.moments = [(self.matrix(*wb.shape), self.matrix(*wb.shape)) for wb in self.wb]
+            c, weight = adam.config, 1 - adam.config.beta1
+            self.low = weight < 0.5  # lerp's two forms, as PyTorch's
+            self.weight = self.scalar(weight if self.low else 1 - weight)
+            self.b2, self.c1b2 = self.scalar(c.beta2), self.scalar(1 - c.beta2)
+            self.eps, self.c2, self.neg_step = self.scalar(adam.EPS), self.scalar(1), self.scalar(0)
         self.plans = {}
         self.one = self.scalar(1.0)
         self.zero = self.scalar(0.0)
@@ -108,13 +118,22 @@ class FastBatched:
         # number is the same bit for bit (BP2's -w^T delta meets a (a - 1),
         # the update adds).  One call fewer per layer: 5% at m = 10.
         self.negated = (self.activation == "sigmoid" and self.output == "sigmoid"
-                        and not self.dropout and not momentum and self.decay is None)
+                        and not self.dropout and not momentum and self.decay is None
+                        and adam is None)
 
     def matrix(self, rows, cols, fill=None):
         """A (rows, cols) work array, stored transposed when by_rows."""
         xp, dt = self.xp, self.net.dtype
         make = xp.empty if fill is None else xp.ones
         return make((cols, rows), dtype=dt).T if self.by_rows else make((rows, cols), dtype=dt)
+
+    def set_adam(self, eta, n):
+        """Advance Adam a step at rate eta over n examples: its decay, step
+        size and bias correction for the next step."""
+        neg_step, c2 = self.adam.advance(eta)
+        self.neg_step[...], self.c2[...] = neg_step, c2
+        if self.decay is not None:
+            self.set_decay(self.adam.decay(eta, n))
 
     def set_decay(self, decay):
         """The L2 factor eta lmbda / n of a per-step rate, for the next step,
@@ -127,27 +146,39 @@ class FastBatched:
         # float, and it keeps float32 arithmetic in float32.
         return self.xp.asarray(value, dtype=self.net.dtype)
 
+    def pairs(self):
+        """(block, its weight part, its bias part) of everything the
+        workspace keeps in the [w | b] layout beside the network's own."""
+        held = [(v, vw, vb) for v, (vw, vb) in zip(self.vel or (), self.velocities or ())]
+        if self.adam is not None:
+            L = self.adam.lists
+            for i, (mo, ve) in enumerate(self.moments):
+                held += [(mo, L["adam_m_w"][i], L["adam_m_b"][i]),
+                         (ve, L["adam_v_w"][i], L["adam_v_b"][i])]
+        return held
+
     def load(self):
-        """Copy the network's weights, biases and velocities into the workspace."""
+        """Copy the network's weights and biases, and the optimizer's
+        buffers, into the workspace."""
         for wb, w, b in zip(self.wb, self.net.weights, self.net.biases):
             wb[:, :-1] = w
             wb[:, -1:] = b
             if self.negated:
                 self.xp.negative(wb, out=wb)
-        for v, (vw, vb) in zip(self.vel or (), self.velocities or ()):
-            v[:, :-1] = vw
-            v[:, -1:] = vb
+        for block, w, b in self.pairs():
+            block[:, :-1] = w
+            block[:, -1:] = b
 
     def store(self):
-        """Copy the trained parameters and velocities back, in place."""
+        """Copy the trained parameters and buffers back, in place."""
         for wb, w, b in zip(self.wb, self.net.weights, self.net.biases):
             if self.negated:
                 self.xp.negative(wb, out=wb)
             w[...] = wb[:, :-1]
             b[...] = wb[:, -1:]
-        for v, (vw, vb) in zip(self.vel or (), self.velocities or ()):
-            vw[...] = v[:, :-1]
-            vb[...] = v[:, -1:]
+        for block, w, b in self.pairs():
+            w[...] = block[:, :-1]
+            b[...] = block[:, -1:]
 
     def _plan(self, m):
         """Work arrays, and every view of them a step needs, for m examples.
@@ -231,6 +262,12 @@ class FastBatched:
         v = self.vel[l] if self.vel else None
         if self.negated:
             return K.sgd_negated, (xp, wb, nabla)
+        if self.adam is not None:
+            mo, ve = self.moments[l]
+            return K.adam, (xp, wb, nabla, mo, ve, wb[:, :-1],
+                            self.keep if self.decay is not None else None, self.weight,
+                            self.low, self.b2, self.c1b2, self.c2, self.eps, self.neg_step,
+                            self.scratch[l])
         return K.update, (xp, wb, nabla, v, wb[:, :-1], nabla[:, :-1],
                           None if v is None else v[:, :-1], self.mu, self.decay, self.keep,
                           self.scratch[l] if self.scratch else None)

@@ -8,8 +8,8 @@ run's optimizer (optimizers.py: SGD with L2 and momentum, or Adam) then
 updates the parameters.
 
 Where it applies (the batched engine on NumPy or CuPy, a chain of fully
-connected layers, no augmentation, SGD; every rate schedule, Nesterov's
-momentum and label smoothing included) a step takes the fast path of
+connected layers, no augmentation; every rate schedule, Nesterov's
+momentum, label smoothing and Adam included) a step takes the fast path of
 batched.py, whose arithmetic is the same in another order.
 """
 
@@ -80,27 +80,33 @@ def stepper(net, rows, labels, config, eta, optimizer=None):
         raise ValueError(f"augmentation needs square pictures, and the network takes "
                          f"{net.n_in} inputs")
     optimizer = optimizer or optimizers.for_run(net, config)
-    if (engine == "batched" and backend.has_out(xp) and spec is not None and not config.augment
-            and optimizer.kind == "sgd"):
+    if engine == "batched" and backend.has_out(xp) and spec is not None and not config.augment:
+        adam = optimizer if optimizer.kind == "adam" else None
         first = eta(0) if callable(eta) else eta
         fast = FastBatched(net, spec, rows, labels, m, momentum=momentum,
-                           decay=first * config.lmbda / n, velocities=optimizer.velocities,
-                           l2=bool(config.lmbda), nesterov=config.nesterov,
-                           smoothing=config.label_smoothing)
-        if callable(eta):  # a per-step rate: k and the L2 factor anew each step
-            steps = [0]
+                           decay=optimizer.decay(first, n), velocities=optimizer.velocities
+                           if adam is None else None, l2=bool(config.lmbda),
+                           nesterov=config.nesterov, smoothing=config.label_smoothing, adam=adam)
+        if adam is None and not callable(eta):  # SGD at one rate: the pass's k made once
+            ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
 
             def step(idx):
-                eta_now = eta(steps[0])
-                steps[0] += 1
-                if config.lmbda:
-                    fast.set_decay(eta_now * config.lmbda / n)
-                fast.step(idx, fast.scalar(eta_now / idx.shape[0]))
+                fast.step(idx, ks[idx.shape[0]])
             return fast.load, step, fast.store
-        ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
+        # a per-step rate, or Adam: the step's constants anew each step
+        rate = eta if callable(eta) else (lambda i: eta)
+        steps = [0]
 
         def step(idx):
-            fast.step(idx, ks[idx.shape[0]])
+            eta_now = rate(steps[0])
+            steps[0] += 1
+            if adam is not None:
+                fast.set_adam(eta_now, n)  # k = 1/m: the mean gradient
+                fast.step(idx, fast.scalar(1.0 / idx.shape[0]))
+                return
+            if config.lmbda:
+                fast.set_decay(optimizer.decay(eta_now, n))
+            fast.step(idx, fast.scalar(eta_now / idx.shape[0]))
         return fast.load, step, fast.store
     # The plain path allocates its temporaries afresh every step (conv
     # layers: megabytes); the fast path has its own, and runs 5-12% slower

@@ -153,6 +153,31 @@ class NumpyKernels:
             xp.subtract(v_w, nabla_w, out=v_w)
         xp.add(wb, v, out=wb)
 
+    @staticmethod
+    def adam(xp, wb, g, mo, ve, w, keep, weight, low, b2, c1b2, c2, eps, step, scratch):
+        """[w | b] one AdamW step (optimizers.Adam) on the mean gradient g:
+        w *= keep (weights only; keep None: no decay), mo = lerp(mo, g,
+        weight) in its `low` (weight < 0.5) or other form, ve = b2 ve +
+        (c1b2 g) g, wb += (step mo) / (sqrt(ve) / c2 + eps); g is spent."""
+        if keep is not None:
+            xp.multiply(w, keep, out=w)
+        xp.subtract(g, mo, out=scratch)
+        xp.multiply(scratch, weight, out=scratch)
+        if low:
+            xp.add(mo, scratch, out=mo)
+        else:
+            xp.subtract(g, scratch, out=mo)
+        xp.multiply(ve, b2, out=ve)
+        xp.multiply(g, c1b2, out=scratch)
+        xp.multiply(scratch, g, out=scratch)
+        xp.add(ve, scratch, out=ve)
+        xp.sqrt(ve, out=scratch)
+        xp.divide(scratch, c2, out=scratch)
+        xp.add(scratch, eps, out=scratch)
+        xp.multiply(mo, step, out=g)
+        xp.divide(g, scratch, out=g)
+        xp.add(wb, g, out=wb)
+
 
 class CupyKernels:
     """The same chains, each one CuPy kernel (compiled on first use).
@@ -276,6 +301,19 @@ class CupyKernels:
                "v = mu * v - nabla; wb = wb + v;")
         cls._kernel(cp, "momentum", "T nabla, int64 cols, T mu, T decay", "T v, T wb", body)(
             nabla, cols, mu, decay if decay is not None else mu, v, wb)
+
+
+    @classmethod
+    def adam(cls, cp, wb, g, mo, ve, w, keep, weight, low, b2, c1b2, c2, eps, step, scratch):
+        cols = wb.shape[1]
+        p = "T p = (i % cols) == cols - 1 ? wb : wb * keep;" if keep is not None else "T p = wb;"
+        lerp = "mo = mo + (g - mo) * weight;" if low else "mo = g - (g - mo) * weight;"
+        cls._kernel(cp, "adam", "T g, int64 cols, T keep, T weight, T b2, T c1b2, T c2, T eps, "
+                    "T step", "T mo, T ve, T wb",
+                    p + " " + lerp + " ve = ve * b2 + (c1b2 * g) * g;"
+                    " wb = p + (step * mo) / (sqrt(ve) / c2 + eps);")(
+            g, cols, keep if keep is not None else b2, weight, b2, c1b2, c2, eps, step,
+            mo, ve, wb)
 
 
 def for_namespace(xp):

@@ -20,8 +20,9 @@ CPU kernels fuse some multiply-adds, so a float64 step agrees with
 PyTorch's to within an ulp or two.  Biases are not decayed here either.
 
 Both are written once against `xp`, for every array namespace (the plain
-and per-example engines); the fast path (batched.py) runs SGD as fused
-chains (kernels.py) on the same velocity arrays.  `state_dict()` gives
+and per-example engines); the fast path (batched.py) runs each as a fused
+chain (kernels.py: a NumPy chain, one CuPy kernel) on copies of the same
+buffers in its [w | b] layout.  `state_dict()` gives
 the buffers as host arrays, by name, and the JSON scalars (Adam's step
 count), which checkpoints keep.
 """
@@ -81,6 +82,10 @@ class SGD(Optimizer):
     kind = "sgd"
     BUFFERS = ("velocity_w", "velocity_b")
 
+    def decay(self, eta, n):
+        """The weights' L2 factor at rate eta over n examples."""
+        return eta * self.config.lmbda / n
+
     def __init__(self, net, config):
         super().__init__(net, config)
         if config.momentum:
@@ -99,7 +104,7 @@ class SGD(Optimizer):
         k and decay stay Python floats, so a float32 network stays float32.
         """
         net, c = self.net, self.config
-        k, decay, mu = eta / m, eta * c.lmbda / n, c.momentum
+        k, decay, mu = eta / m, self.decay(eta, n), c.momentum
         if mu:
             for w, b, nw, nb, vw, vb in zip(net.weights, net.biases, nabla_w, nabla_b,
                                             self.lists["velocity_w"], self.lists["velocity_b"]):
@@ -151,14 +156,22 @@ class Adam(Optimizer):
     def load_scalars(self, scalars):
         self.t = int(scalars.get("adam_steps", self.t))
 
+    def decay(self, eta, n):
+        """The decoupled decay factor: lr * weight_decay, rounded as PyTorch rounds it."""
+        return eta * (self.config.lmbda / n)
+
+    def advance(self, eta):
+        """Count a step; its (-step size, sqrt of the second bias correction)."""
+        self.t += 1
+        c = self.config
+        return -(eta / (1 - c.beta1 ** self.t)), (1 - c.beta2 ** self.t) ** 0.5
+
     def step(self, nabla_w, nabla_b, eta, m, n):
         """One AdamW step, in place, for summed gradients over m examples."""
         xp, c, L = self.net.xp, self.config, self.lists
-        self.t += 1
-        decay = eta * (c.lmbda / n)   # lr * weight_decay, rounded as PyTorch rounds it
+        decay = self.decay(eta, n)
         b1, b2 = c.beta1, c.beta2
-        step_size = eta / (1 - b1 ** self.t)
-        correction2 = (1 - b2 ** self.t) ** 0.5
+        neg_step, correction2 = self.advance(eta)
         for i, w in enumerate(self.net.weights):
             if decay:
                 w *= 1.0 - decay
@@ -174,7 +187,7 @@ class Adam(Optimizer):
                 ve *= b2
                 ve += (1 - b2) * g * g              # addcmul(v, g, g, value=1 - beta2)
                 denom = xp.sqrt(ve) / correction2 + self.EPS
-                p += (-step_size) * mo / denom      # addcdiv(p, m, denom, value=-step_size)
+                p += neg_step * mo / denom          # addcdiv(p, m, denom, value=-step_size)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}
