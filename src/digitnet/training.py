@@ -118,6 +118,17 @@ class Run:
         self.optimizer = optimizers.for_run(net, config)
 
     @property
+    def config(self):
+        return self._config
+
+    @config.setter
+    def config(self, config):
+        """A new config (a resume's epochs, a test's L2) is the optimizer's too."""
+        self._config = config
+        if hasattr(self, "optimizer"):
+            self.optimizer.config = config
+
+    @property
     def velocities(self):
         """SGD's momentum buffers as (v_w, v_b) pairs, or None."""
         return getattr(self.optimizer, "velocities", None)
