@@ -201,8 +201,8 @@ def windows(xp, x, k, out_h, out_w):
     """The k x k windows of feature maps x (C, H, W, m) as one view
     (C, k, k, out_h, out_w, m), or None where the namespace has no strides
     (the caller stacks the k*k shifted slices instead).  Reshaping the view
-    then copies it once, ~4x faster than stacking 25 slices (measured on
-    the conv recipe's layers, benchmarks/RESULTS.md)."""
+    then copies it once, several times faster than stacking the slices
+    (benchmarks/RESULTS.md, "Why the code is shaped so")."""
     if not has_out(xp):
         return None
     c, _, _, m = x.shape
@@ -212,9 +212,9 @@ def windows(xp, x, k, out_h, out_w):
 
 
 def where_zero(xp, cond, d):
-    """d where cond holds, else 0.  NumPy's where is 2.6x slower than a
-    product with the boolean mask (606 vs 230 us on the conv recipe's first
-    pooling); the strict namespace has no bool * float, so it keeps where."""
+    """d where cond holds, else 0.  NumPy's where is slower than a product
+    with the boolean mask (benchmarks/RESULTS.md, "Why the code is shaped
+    so"); the strict namespace has no bool * float, so it keeps where."""
     if has_out(xp):
         return xp.multiply(cond, d)
     return xp.where(cond, d, xp.zeros((), dtype=d.dtype))
@@ -249,9 +249,9 @@ def keep_freed_memory(xp):
     A conv step allocates and frees the same large temporaries (im2col
     matrices of 4-7 MB at m = 64) every mini-batch.  Depending on what the
     process allocated before, glibc may map each from the kernel and unmap
-    it on free, so that every step pays page faults for fresh zeroed pages:
-    the speed recipe's network without --expand took 9.2 s an epoch so,
-    5.5 s with this (benchmarks/RESULTS.md).  The process keeps up to 256 MB
+    it on free, so that every step pays page faults for fresh zeroed pages,
+    which can cost a conv network a third of its epoch (benchmarks/RESULTS.md,
+    "Why the code is shaped so").  The process keeps up to 256 MB
     of freed memory.  Elsewhere (CuPy, which pools its own; macOS; musl) it
     does nothing.  Returns whether it applied.
     """

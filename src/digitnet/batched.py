@@ -23,7 +23,7 @@ start of an epoch and back into the network's lists at its end.
 
 The code reads in the book's orientation (neurons x examples), but for
 m >= ROWS_FROM, for any layer wider than WIDE and on CuPy every buffer is
-stored transposed (examples x neurons): OpenBLAS is 25-35% faster at these
+stored transposed (examples x neurons): OpenBLAS is faster at these
 shapes when a GEMM's output has the long dimension first, and the weight
 part of [w | b] is then one contiguous block for L2 (see
 benchmarks/RESULTS.md).  Each GEMM C = A B whose C is stored transposed is
@@ -116,7 +116,7 @@ class FastBatched:
         # A sigmoid chain trained by plain SGD keeps -[w | b]: the GEMM then
         # gives -z, which the sigmoid wants, and negation is exact, so every
         # number is the same bit for bit (BP2's -w^T delta meets a (a - 1),
-        # the update adds).  One call fewer per layer: 5% at m = 10.
+        # the update adds).  One call fewer per layer, which counts at m = 10.
         self.negated = (self.activation == "sigmoid" and self.output == "sigmoid"
                         and not self.dropout and not momentum and self.decay is None
                         and adam is None)

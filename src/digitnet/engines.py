@@ -109,8 +109,8 @@ def stepper(net, rows, labels, config, eta, optimizer=None):
             fast.step(idx, fast.scalar(eta_now / idx.shape[0]))
         return fast.load, step, fast.store
     # The plain path allocates its temporaries afresh every step (conv
-    # layers: megabytes); the fast path has its own, and runs 5-12% slower
-    # under this setting, so only the plain path asks for it.
+    # layers: megabytes); the fast path has its own, and runs slower under
+    # this setting (benchmarks/RESULTS.md), so only the plain path asks for it.
     backend.keep_freed_memory(xp)
     gradient = GRADIENTS[engine]
     eye = xp.eye(net.n_out, dtype=net.dtype)

@@ -64,8 +64,8 @@ class NumpyKernels:
             xp.multiply(a, mask, out=thinned)
 
     # The chapter-1 step's chains, without activate's, hidden_delta's and
-    # update's choices (at m = 10 a step is ~30 us, and the choices and their
-    # arguments cost a few % of it), on [w | b] stored negated (batched.py's
+    # update's choices (at m = 10 a step is a few dozen calls, and the choices
+    # and their arguments cost a share of it), on [w | b] stored negated (batched.py's
     # `negated`): z arrives as -z, which saves the negation, one call of ~26.
 
     @staticmethod

@@ -64,8 +64,8 @@ SPAN = 1440  # the longest sum one GEMM of nabla_w does (see nabla_w)
 def nabla_w(cols, d):
     """BP4 for a conv layer, d cols^T, summed over every position of every
     example: a GEMM with tiny output and a long inner sum, which OpenBLAS
-    does 2x faster in spans of at most SPAN (conv:20x5x5 at m = 20: 11,520
-    long, 143 vs 270 us); each span is written long side first (1.3x)."""
+    does faster in spans of at most SPAN; each span is written long side
+    first (benchmarks/RESULTS.md, "Why the code is shaped so")."""
     length = d.shape[1]
     total = None
     for a in range(0, length, SPAN):
@@ -149,7 +149,7 @@ class MaxPool:
     def offsets(self):
         """Index of each of the p*p positions inside a block: x[index] is a
         (C, h, w, m) strided view that keeps m contiguous, so elementwise ops
-        over them run 5-6x faster than a reduction over 6-d blocks."""
+        over them run several times faster than a reduction over 6-d blocks."""
         p = self.p
         return [(slice(None), slice(i, None, p), slice(j, None, p), slice(None))
                 for i in range(p) for j in range(p)]
@@ -170,8 +170,7 @@ class MaxPool:
         if backend.has_out(xp):
             # x as (C, h, p, w, p, m) blocks, the max and delta broadcast
             # over each block: two passes, written into one buffer, rather
-            # than 2 p*p strided ones (conv:16x5x5's pool at m = 64:
-            # 680 -> 397 us).
+            # than 2 p*p strided ones (benchmarks/RESULTS.md).
             c, h, wd = self.shape_out
             p, m = self.p, x.shape[-1]
             blocks = (c, h, p, wd, p, m)

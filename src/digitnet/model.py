@@ -226,8 +226,8 @@ class Model(Classifier):
     @property
     def eval_chunk(self):
         """Conv layers' im2col matrices grow by ~50,000 numbers per example,
-        and in chunks of 50 they stay in cache (40 us per image at 50, 230 us
-        at 1000, measured on the LeNet-style net)."""
+        and in chunks of 50 they stay in cache, several times faster per
+        image than chunks of 1000 (benchmarks/RESULTS.md)."""
         return 50 if any(isinstance(layer, Conv) for layer in self.layers) else 1000
 
     @classmethod
