@@ -39,11 +39,13 @@ def gradients(net, data, step):
 
 
 @pytest.mark.parametrize("beta1, beta2, lmbda", [(0.9, 0.999, 0.0), (0.8, 0.99, 5.0),
-                                                 (0.3, 0.9, 2.0)])
+                                                 (0.3, 0.9, 2.0), (0.9, 0.999, 2500.0)])
 def test_each_step_is_pytorchs_adamw_bit_for_bit(beta1, beta2, lmbda):
     """Weights decayed (lmbda/n as PyTorch's weight_decay), biases not;
-    beta1 = 0.3 takes lerp's other form."""
-    data, n, m, eta = blobs(64, features=5, classes=3), 200, 8, 0.01
+    beta1 = 0.3 takes lerp's other form; at lmbda = 2500 the decay is large
+    enough that eta lmbda / n and eta (lmbda / n) keep different weights."""
+    # n = 150: eta lmbda / n and eta (lmbda / n) round apart here; PyTorch's is the second
+    data, n, m, eta = blobs(64, features=5, classes=3), 150, 8, 0.01
     net = a_net()
     opt = optimizers.Adam(net, TrainConfig(mini_batch_size=m, eta=eta, lmbda=lmbda,
                                            optimizer="adam", beta1=beta1, beta2=beta2))

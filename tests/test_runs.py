@@ -271,6 +271,13 @@ def test_a_resume_from_elsewhere_writes_where_the_run_did(mnist_dir, tmp_path, m
     epochs = json.loads((first / "m.json").read_text())["epochs"]
     assert [r["epoch"] for r in epochs] == [1, 2] and epochs[1]["elapsed"] > epochs[0]["elapsed"]
     assert checkpoint.load(first / "m.npz", device="cpu").n_out == 10
+    # the resumed run kept the paths as given, relative: a copy of its
+    # checkpoint resumed elsewhere writes beside the copy
+    third = tmp_path / "third"
+    third.mkdir()
+    (third / "r.ckpt").write_bytes((first / "r.ckpt").read_bytes())
+    assert cli.main(["train", "--resume", str(third / "r.ckpt"), "--epochs", "3", *data]) == 0
+    assert (third / "m.npz").is_file() and (third / "m.json").is_file()
     capsys.readouterr()
 
 
