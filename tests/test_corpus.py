@@ -115,3 +115,12 @@ def test_evaluate_counts_what_each_version_counted_and_their_ensemble(kind, smal
     mean = sum(np.asarray(net.feedforward(net.asarray(x))) for net in nets) / len(nets)
     assert counts[-1] == int(np.sum(np.argmax(mean, axis=0) == np.asarray(test.labels)))
     assert f"ensemble of {len(names)}: test {counts[-1]}/500" in out
+
+
+def test_evaluate_of_exactly_two_models_has_the_ensemble_line(small_split, capsys):
+    names = ["1c6e49b-conv.npz", "1d94826-conv.npz"]
+    out = run_cli("evaluate", *(HERE / n for n in names), *small_split, capsys=capsys)
+    lines = out.splitlines()
+    assert len(lines) == 3 and lines[2].startswith("ensemble of 2: test ")
+    assert [int(c) for c in re.findall(r": test (\d+)/500 ", out)][:2] == \
+        [ENTRIES[n]["test_correct"] for n in names]

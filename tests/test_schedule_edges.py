@@ -102,9 +102,13 @@ def test_a_finished_run_given_more_epochs_goes_on_from_its_rate(schedule):
 
 
 def test_a_run_resumed_in_its_warm_up_follows_the_new_plan():
-    c = config("one-cycle", 0.5, 4)  # 12 steps, 6 rising: pass 2 still rises
-    got = schedules.for_pass(c, 1, 4, 10, 2.0 * 9 / 25)(0)
-    assert got == pytest.approx(2.0 * (1 / 25 + 24 / 25 * 3 / 6), rel=1e-12)
+    """Planned over 2 passes (6 steps, 3 rising), stopped after the first
+    at 17/25 of the peak, resumed to 4 (12 steps, 6 rising): its 4th step
+    is the new plan's, still rising."""
+    c = config("one-cycle", 0.5, 4)
+    got = schedules.for_pass(c, 1, 4, 10, 2.0 * 17 / 25)
+    assert [got(i) for i in range(3)] == pytest.approx(
+        [2.0 * (1 / 25 + 24 / 25 * s / 6) for s in (3, 4, 5)], rel=1e-12)
 
 
 LEVERS = ["--sizes", "784", "3", "10", "--batch-size", "64", "--eta", "1", "--schedule",
