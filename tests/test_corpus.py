@@ -118,7 +118,7 @@ def test_evaluate_counts_what_each_version_counted_and_their_ensemble(kind, smal
 
 
 def test_evaluate_of_exactly_two_models_has_the_ensemble_line(small_split, capsys):
-    names = ["1c6e49b-conv.npz", "1d94826-conv.npz"]
+    names = ["1c6e49b-network.npz", "1d94826-seednull.npz"]
     out = run_cli("evaluate", *(HERE / n for n in names), *small_split, capsys=capsys)
     lines = out.splitlines()
     assert len(lines) == 3 and lines[2].startswith("ensemble of 2: test ")
