@@ -59,6 +59,13 @@ CASES = [
     ("conv:3x3x3,pool:2,conv:4x3x3,pool:2,fc:4,softmax:3", "log-likelihood", "tanh",
      (2, 10, 10), 0.3),
     ("conv:2x3x3,fc:3", "quadratic", "sigmoid", (1, 5, 5), 0.0),
+    # Non-square pictures, which the CLI never makes: a layer that swaps
+    # height and width is the same function on square ones.
+    ("conv:3x3x3,pool:2,fc:5,softmax:3", "log-likelihood", "relu", (1, 8, 6), 0.0),
+    ("conv:3x3x3,pool:2,conv:2x3x3,pool:2,fc:4,softmax:3", "log-likelihood", "tanh",
+     (2, 14, 10), 0.3),
+    ("pool:2,fc:3", "cross-entropy", "sigmoid", (2, 6, 4), 0.0),
+    ("conv:2x3x3,fc:3", "quadratic", "sigmoid", (1, 7, 5), 0.0),
 ]
 
 
@@ -89,19 +96,20 @@ def test_the_book_network_is_a_special_case(xp):
             np.testing.assert_allclose(backend.to_numpy(g), backend.to_numpy(w), rtol=1e-12)
 
 
-def test_a_conv_net_is_the_textbook_function():
+@pytest.mark.parametrize("h, w", [(8, 8), (8, 12), (12, 8)])
+def test_a_conv_net_is_the_textbook_function(h, w):
     """Against loops: cross-correlation with a k x k kernel, activation, then
     2x2 max-pooling, then a softmax layer on the flattened (channel, row,
     column) maps.  (The Model applies the activation after pooling, which
-    must not change the function.)"""
-    model = Model("conv:3x3x3,pool:2,softmax:4", activation="tanh", input_shape=(2, 8, 8),
+    must not change the function.)  Non-square too: rows are rows."""
+    model = Model("conv:3x3x3,pool:2,softmax:4", activation="tanh", input_shape=(2, h, w),
                   device="cpu", dtype="float64", seed=1)
     (conv_w, fc_w), (conv_b, fc_b) = model.weights, model.biases
-    x = np.random.default_rng(3).standard_normal((2, 8, 8))
-    w = conv_w.reshape(3, 2, 3, 3)
-    z = np.array([[[np.sum(w[f] * x[:, i:i + 3, j:j + 3]) + conv_b[f, 0] for j in range(6)]
-                   for i in range(6)] for f in range(3)])
-    pooled = np.tanh(z).reshape(3, 3, 2, 3, 2).max(axis=(2, 4))
+    x = np.random.default_rng(3).standard_normal((2, h, w))
+    kernel = conv_w.reshape(3, 2, 3, 3)
+    z = np.array([[[np.sum(kernel[f] * x[:, i:i + 3, j:j + 3]) + conv_b[f, 0]
+                    for j in range(w - 2)] for i in range(h - 2)] for f in range(3)])
+    pooled = np.tanh(z).reshape(3, (h - 2) // 2, 2, (w - 2) // 2, 2).max(axis=(2, 4))
     logits = fc_w @ pooled.reshape(-1) + fc_b[:, 0]
     want = np.exp(logits) / np.exp(logits).sum()
     np.testing.assert_allclose(model.feedforward(x.reshape(-1, 1))[:, 0], want, rtol=1e-12)

@@ -202,7 +202,8 @@ def run_epoch(run, rows, labels, progress=None, stop=None, epochs=None):
     leaves run.eta at the pass's last rate."""
     net = run.net
     xp, n, m = net.xp, rows.shape[0], run.config.mini_batch_size
-    scheduled = schedules.for_pass(run.config, run.epoch, epochs or run.config.epochs, n)
+    scheduled = schedules.for_pass(run.config, run.epoch, epochs or run.config.epochs, n,
+                                   run.eta)
     begin, step, end = engines.stepper(net, rows, labels, run.config, scheduled or run.eta,
                                        run.optimizer)
     order = xp.asarray(net.rng.permutation(n))
