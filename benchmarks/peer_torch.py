@@ -61,11 +61,12 @@ def make_model_epoch(torch, spec, rows, labels, mini_batch_size, eta, lmbda=0.0,
     shape, layers, hidden = (1, 28, 28), [], False
     items = [item.split(":") for item in spec.split(",")]
     for i, (kind, arg) in enumerate(items):
-        nums = [int(v) for v in arg.split("x")]
+        arg, _, pad = arg.partition("p")  # conv:FxKxKpP: zero padding P
+        nums, pad = [int(v) for v in arg.split("x")], int(pad or 0)
         last = i == len(items) - 1
         if kind == "conv":
-            layer = torch.nn.Conv2d(shape[0], nums[0], nums[1])
-            shape = (nums[0], shape[1] - nums[1] + 1, shape[2] - nums[1] + 1)
+            layer = torch.nn.Conv2d(shape[0], nums[0], nums[1], padding=pad)
+            shape = (nums[0], shape[1] + 2 * pad - nums[1] + 1, shape[2] + 2 * pad - nums[1] + 1)
             layers.append(layer)
             if items[i + 1][0] != "pool":
                 layers.append(torch.nn.ReLU())

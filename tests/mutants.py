@@ -406,6 +406,13 @@ MUTANTS = [
     ('fast-adam-other-lerp-weight', 'batched.py', '            self.weight = self.scalar(weight if self.low else 1 - weight)', '            self.weight = self.scalar(weight)'),
     ('fast-adam-negated', 'batched.py', '                        and adam is None)', '                        )'),
     ('job-kept-path-absolute', 'cli_runs.py', '                job.relative[key] = not os.path.isabs(value)', '                job.relative[key] = False'),
+    # issue 27's padding
+    ("conv-padding-not-cropped", "layers.py", "        return grads, dx[:, p:p + h, p:p + wd, :] if p else dx",
+     "        return grads, dx[:, :h, :wd, :]"),
+    ("conv-padding-forward-skipped", "layers.py", "        x = self.padded(xp, xp.reshape(x, self.shape_in + (m,)))",
+     "        x = xp.reshape(x, self.shape_in + (m,))"),
+    ("conv-padding-too-large-accepted", "model.py", "        if padding and not 0 <= padding[0] < numbers[1]:",
+     "        if False:"),
 ]
 
 

@@ -66,6 +66,9 @@ CASES = [
      (2, 14, 10), 0.3),
     ("pool:2,fc:3", "cross-entropy", "sigmoid", (2, 6, 4), 0.0),
     ("conv:2x3x3,fc:3", "quadratic", "sigmoid", (1, 7, 5), 0.0),
+    # Zero padding ('same' for p = (k-1)/2; p1 of a 5x5 kernel shrinks by 2)
+    ("conv:3x3x3p1,conv:2x3x3p1,pool:2,fc:5,softmax:3", "log-likelihood", "relu", (2, 6, 4), 0.0),
+    ("conv:2x5x5p1,fc:3", "cross-entropy", "tanh", (1, 7, 6), 0.0),
 ]
 
 
@@ -94,6 +97,51 @@ def test_the_book_network_is_a_special_case(xp):
     for got, want in zip(model.backprop(x, y), net.backprop(x, y)):
         for g, w in zip(got, want):
             np.testing.assert_allclose(backend.to_numpy(g), backend.to_numpy(w), rtol=1e-12)
+
+
+@pytest.mark.parametrize("pad", [1, 2])
+def test_a_padded_conv_is_the_textbook_function(pad):
+    """Against loops on the input inside a border of `pad` zeros: maps of
+    h + 2 pad - k + 1 rows; p1 of a 3x3 kernel keeps the size."""
+    h, w, k = 6, 5, 3
+    model = Model(f"conv:3x{k}x{k}p{pad},softmax:4", activation="tanh", input_shape=(2, h, w),
+                  device="cpu", dtype="float64", seed=1)
+    (conv_w, fc_w), (conv_b, fc_b) = model.weights, model.biases
+    x = np.random.default_rng(3).standard_normal((2, h, w))
+    padded = np.zeros((2, h + 2 * pad, w + 2 * pad))
+    padded[:, pad:pad + h, pad:pad + w] = x
+    kernel = conv_w.reshape(3, 2, k, k)
+    oh, ow = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+    assert model.layers[0].shape_out == (3, oh, ow)
+    z = np.array([[[np.sum(kernel[f] * padded[:, i:i + k, j:j + k]) + conv_b[f, 0]
+                    for j in range(ow)] for i in range(oh)] for f in range(3)])
+    logits = fc_w @ np.tanh(z).reshape(-1) + fc_b[:, 0]
+    want = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(model.feedforward(x.reshape(-1, 1))[:, 0], want, rtol=1e-12)
+
+
+def test_a_padded_conv_is_pytorchs():
+    """Forward and every gradient against torch.nn.Conv2d(padding=p)."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (digitnet[peer])")
+    model = Model("conv:4x3x3p1,fc:3", activation="relu", input_shape=(2, 5, 6), cost="quadratic",
+                  device="cpu", dtype="float64", seed=5)
+    layer = model.layers[0]
+    x = np.random.default_rng(0).standard_normal((2 * 5 * 6, 3))
+    conv = torch.nn.Conv2d(2, 4, 3, padding=1, dtype=torch.float64)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(model.weights[0].reshape(4, 2, 3, 3)))
+        conv.bias.copy_(torch.tensor(model.biases[0][:, 0]))
+    xt = torch.tensor(x.T.reshape(3, 2, 5, 6), requires_grad=True)
+    out = conv(xt)                                              # (m, 4, 5, 6)
+    z, cols = layer.forward(np, model.weights[0], model.biases[0], x)
+    pre = np.moveaxis(out.detach().numpy(), 0, -1)              # (4, 5, 6, m) before ReLU
+    np.testing.assert_allclose(z, np.maximum(pre, 0), rtol=1e-12, atol=1e-14)
+    delta = np.random.default_rng(1).standard_normal(pre.shape)  # dC/dz, z before the ReLU
+    out.backward(torch.tensor(np.moveaxis(delta, -1, 0)))
+    (nabla_w, nabla_b), dx = layer.backward(np, model.weights[0], cols, delta, True)
+    np.testing.assert_allclose(nabla_w.reshape(4, 2, 3, 3), conv.weight.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(nabla_b[:, 0], conv.bias.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(np.moveaxis(dx, -1, 0), xt.grad.numpy(), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("h, w", [(8, 8), (8, 12), (12, 8)])
@@ -148,6 +196,9 @@ def test_dropout_masks_are_inverted_and_skip_the_pixels():
     ("conv:20x5x5,pool:2", "last layer must be fc:N or softmax:N"),
     ("softmax:10,fc:10", "softmax can only be the output layer"),
     ("conv:20x5x4,fc:10", "kernels are square"),
+    ("conv:20x3x3p3,fc:10", "the padding must be 0 to 2"),
+    ("conv:20x3x3p,fc:10", "expected conv:FILTERSxKxK or conv:FILTERSxKxKpPAD"),
+    ("conv:20x3x3p-1,fc:10", "the padding must be 0 to 2"),
     ("dense:100,fc:10", "unknown kind 'dense'"),
     ("fc:0,fc:10", "expected fc:N with positive whole numbers"),
     ("conv:20,fc:10", "expected conv:FILTERSxKxK"),

@@ -77,17 +77,19 @@ def nabla_w(cols, d):
 
 class Conv:
     """`filters` feature maps, each one k x k kernel shared across the image
-    (chapter 6's local receptive fields and shared weights), stride 1, no
-    padding.  Done as im2col: the k*k shifted views of the input, stacked,
-    make one (C k k, positions * m) matrix, so the whole layer is one GEMM.
+    (chapter 6's local receptive fields and shared weights), stride 1, and
+    `pad` rows and columns of zeros around each input map (pad = (k-1)/2
+    keeps the maps' size, so 3x3 layers can be stacked).  Done as im2col:
+    the k*k shifted views of the (padded) input, stacked, make one
+    (C k k, positions * m) matrix, so the whole layer is one GEMM.
     """
 
-    def __init__(self, shape_in, filters, k, activation):
+    def __init__(self, shape_in, filters, k, activation, pad=0):
         c, h, w = shape_in
-        if k > h or k > w:
+        if k > h + 2 * pad or k > w + 2 * pad:
             raise ValueError(f"a {k}x{k} kernel does not fit {h}x{w} feature maps")
-        self.shape_in, self.k = shape_in, k
-        self.shape_out = (filters, h - k + 1, w - k + 1)
+        self.shape_in, self.k, self.pad = shape_in, k, pad
+        self.shape_out = (filters, h + 2 * pad - k + 1, w + 2 * pad - k + 1)
         self.activation = activation
         self.f, self.back = activation_pair(activation)
         self.w_shape, self.fan_in = (filters, c * k * k), c * k * k
@@ -101,9 +103,19 @@ class Conv:
                                 for i in range(k) for j in range(k)], axis=1)
         return xp.reshape(windows, (self.fan_in, oh * ow * m))
 
+    def padded(self, xp, x):
+        """x (C, H, W, m) inside a border of `pad` zeros (the Array API has no pad)."""
+        if not self.pad:
+            return x
+        c, h, w = self.shape_in
+        p = self.pad
+        out = xp.zeros((c, h + 2 * p, w + 2 * p, x.shape[-1]), dtype=x.dtype)
+        out[:, p:p + h, p:p + w, :] = x
+        return out
+
     def forward(self, xp, w, b, x):
         m = x.shape[-1]
-        x = xp.reshape(x, self.shape_in + (m,))
+        x = self.padded(xp, xp.reshape(x, self.shape_in + (m,)))
         cols = self.columns(xp, x)
         z = w @ cols
         z += b  # in place: this is the layer's largest array
@@ -117,13 +129,13 @@ class Conv:
         if not need_input:
             return grads, None
         # col2im: each kernel offset's share of dC/dx lands on its shifted view.
-        c, k = self.shape_in[0], self.k
+        (c, h, wd), k, p = self.shape_in, self.k, self.pad
         dcols = xp.reshape(w.T @ d, (c, k * k, oh, ow, m))
-        dx = xp.zeros(self.shape_in + (m,), dtype=delta.dtype)
+        dx = xp.zeros((c, h + 2 * p, wd + 2 * p, m), dtype=delta.dtype)
         for i in range(k):
             for j in range(k):
                 dx[:, i:i + oh, j:j + ow, :] += dcols[:, i * k + j, ...]
-        return grads, dx
+        return grads, dx[:, p:p + h, p:p + wd, :] if p else dx
 
 
 class MaxPool:

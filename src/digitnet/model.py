@@ -27,13 +27,16 @@ INPUT_SHAPE = (1, 28, 28)
 
 
 class LayerSpec(NamedTuple):
-    """One item of a layer spec, parsed: ("conv", (20, 5)) is conv:20x5x5."""
+    """One item of a layer spec, parsed: ("conv", (20, 5)) is conv:20x5x5,
+    ("conv", (32, 3, 1)) conv:32x3x3p1 (zero padding of 1 around each map)."""
     kind: str       # "conv", "pool", "fc" or "softmax"
-    numbers: tuple  # (filters, kernel side) for conv, else (n,)
+    numbers: tuple  # (filters, kernel side[, padding]) for conv, else (n,)
 
     def __str__(self):
         n = self.numbers
-        return f"conv:{n[0]}x{n[1]}x{n[1]}" if self.kind == "conv" else f"{self.kind}:{n[0]}"
+        if self.kind != "conv":
+            return f"{self.kind}:{n[0]}"
+        return f"conv:{n[0]}x{n[1]}x{n[1]}" + (f"p{n[2]}" if len(n) > 2 and n[2] else "")
 
 
 def parse_layers(spec):
@@ -42,19 +45,27 @@ def parse_layers(spec):
     items = []
     for item in str(spec).replace(" ", "").split(","):
         kind, _, arg = item.partition(":")
+        arg, padded, pad = arg.partition("p") if kind == "conv" else (arg, "", "")
         try:
             numbers = tuple(int(n) for n in arg.split("x"))
+            padding = (int(pad),) if padded else ()
         except ValueError:
-            numbers = ()
+            numbers = padding = ()
         shapes = {"conv": (3,), "pool": (1,), "fc": (1,), "softmax": (1,)}
         if kind not in shapes:
             raise ValueError(f"layer {item!r}: unknown kind {kind!r} (conv, pool, fc, softmax)")
-        if len(numbers) not in shapes[kind] or min(numbers, default=0) < 1:
-            form = {"conv": "conv:FILTERSxKxK", "pool": "pool:P"}.get(kind, f"{kind}:N")
+        if (len(numbers) not in shapes[kind] or min(numbers, default=0) < 1
+                or padded and not padding):
+            form = {"conv": "conv:FILTERSxKxK or conv:FILTERSxKxKpPAD",
+                    "pool": "pool:P"}.get(kind, f"{kind}:N")
             raise ValueError(f"layer {item!r}: expected {form} with positive whole numbers")
-        if kind == "conv" and len(numbers) == 3 and numbers[1] != numbers[2]:
+        if kind == "conv" and numbers[1] != numbers[2]:
             raise ValueError(f"layer {item!r}: kernels are square, got {numbers[1]}x{numbers[2]}")
-        items.append(LayerSpec(kind, numbers[:2]))
+        if padding and not 0 <= padding[0] < numbers[1]:
+            raise ValueError(f"layer {item!r}: the padding must be 0 to {numbers[1] - 1} "
+                             f"(p{(numbers[1] - 1) // 2} keeps a {numbers[1]}x{numbers[1]} "
+                             "layer's maps their size), got p" + pad)
+        items.append(LayerSpec(kind, numbers[:2] + (padding if padding != (0,) else ())))
     if not items or items[-1][0] not in ("fc", "softmax"):
         raise ValueError(f"layers {spec!r}: the last layer must be fc:N or softmax:N")
     if any(kind == "softmax" for kind, _ in items[:-1]):
@@ -87,7 +98,8 @@ def build_layers(items, activation, input_shape):
             raise ValueError(f"{kind} layer {i + 1} needs image input, but gets {shape}")
         pooled = i + 1 < len(items) and items[i + 1][0] == "pool"
         if kind == "conv":  # a pool after it applies its activation (see MaxPool)
-            layer = Conv(shape, n[0], n[1], None if pooled else activation)
+            layer = Conv(shape, n[0], n[1], None if pooled else activation,
+                         n[2] if len(n) > 2 else 0)
         elif kind == "pool":
             after_conv = isinstance(layers[-1], Conv) if layers else False
             layer = MaxPool(shape, n[0], activation if after_conv else None)
