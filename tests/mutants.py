@@ -74,8 +74,8 @@ MUTANTS = [
     # the issue-12 list: each once passed the whole suite or was caught by luck
     ("l2-skipped-with-momentum", "optimizers.py", "                if decay:\n                    vw -= decay * w\n",
      ""),
-    ("best-not-restored", "training.py", "        if self.best is not None:\n            xp = self.net.xp\n            if self.last",
-     "        if False:\n            xp = self.net.xp\n            if self.last"),
+    ("best-not-restored", "training.py", "        if self.best is not None:\n            if self.last",
+     "        if False:\n            if self.last"),
     ("no-shuffle", "training.py", "order = xp.asarray(net.rng.permutation(n))",
      "order = xp.asarray(net.rng.permutation(n)); order = xp.arange(n)"),
     ("label-check-off-by-one", "training.py", "labels.max() >= net.n_out", "labels.max() > net.n_out"),
@@ -166,8 +166,8 @@ MUTANTS = [
      'self.epoch, self.eta, self.since = state["epoch"], self.config.eta,'),
     ('resume-patience-reset', 'training.py', 'float(state["eta"]), state["since"]',
      'float(state["eta"]), 0'),
-    ('resume-best-from-last', 'training.py', 'state["best"], as_net(state["best_weights"]), as_net(state["best_biases"]))',
-     'state["best"], as_net(state["weights"]), as_net(state["biases"]))'),
+    ('resume-best-from-last', 'training.py', 'net.xp, as_net(state["best_weights"]), as_net(state["best_biases"])))',
+     'net.xp, as_net(state["weights"]), as_net(state["biases"])))'),
     ('resume-stopped-run-trains-on', 'training.py', 'self.ended, self.history = state["ended"],',
      'self.ended, self.history = None,'),
     ("resume-expand-forgotten", "cli_runs.py", '    "expand": (lambda v: isinstance(v, bool), "true or false"),\n', ""),
@@ -256,8 +256,8 @@ MUTANTS = [
      "schedules.for_pass(run.config, run.epoch, epochs or run.config.epochs, n,",
      "schedules.for_pass(run.config, run.epoch, run.config.epochs, n,"),
     ("eta-not-restored-on-stop", "training.py",
-     "weights, biases, buffers, scalars, rng_state, self.eta = snapshot",
-     "weights, biases, buffers, scalars, rng_state, _ = snapshot"),
+     "state, buffers, scalars, rng_state, self.eta = snapshot",
+     "state, buffers, scalars, rng_state, _ = snapshot"),
     ("nesterov-is-momentum", "optimizers.py", "                    w += mu * vw\n                    w -= g\n",
      "                    w += vw\n"),
     ("nesterov-bias-plain", "optimizers.py", "                    b += mu * vb\n                    b -= g\n",
@@ -413,6 +413,14 @@ MUTANTS = [
      "        x = xp.reshape(x, self.shape_in + (m,))"),
     ("conv-padding-too-large-accepted", "model.py", "        if padding and not 0 <= padding[0] < numbers[1]:",
      "        if False:"),
+    # issue 26's store (params.py)
+    ("store-copy-shares-arrays", "params.py", "        copy = lambda arrays: [backend.copy(self.xp, a) for a in arrays]",
+     "        copy = lambda arrays: list(arrays)"),
+    ("store-finite-skips-biases", "params.py",
+     "        return all(bool(xp.all(xp.isfinite(a))) for a in self.named().values())",
+     "        return all(bool(xp.all(xp.isfinite(a))) for a in self.weights)"),
+    ("store-assign-skips-biases", "params.py", "        self.weights[:], self.biases[:] = other.weights, other.biases",
+     "        self.weights[:] = other.weights"),
 ]
 
 

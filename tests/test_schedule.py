@@ -124,7 +124,7 @@ def test_the_schedule_follows_the_table_epoch_by_epoch(sets, monkeypatch, table,
     assert training.best_epoch(run.history)["epoch"] == best
     # it ends with the best epoch's weights and keeps the last epoch's aside
     assert_same(host(run.net.weights + run.net.biases), script.weights[best])
-    assert_same(host(run.last[0] + run.last[1]), script.weights[len(table)])
+    assert_same(host(run.last.weights + run.last.biases), script.weights[len(table)])
 
 
 def test_use_best_again_keeps_the_last_epoch_for_going_on(sets, monkeypatch):
@@ -141,7 +141,7 @@ def test_use_best_again_keeps_the_last_epoch_for_going_on(sets, monkeypatch):
     part.use_best()
     part.use_best()
     assert_same(host(part.net.weights + part.net.biases), script.weights[2])
-    assert_same(host(part.last[0] + part.last[1]), script.weights[3])
+    assert_same(host(part.last.weights + part.last.biases), script.weights[3])
     script.fit(part, train, val, 5)
     assert_same(host(part.net.weights + part.net.biases),
                 host(whole.net.weights + whole.net.biases))
@@ -196,7 +196,7 @@ def test_a_checkpoint_restores_every_field_of_the_run(sets, monkeypatch, tmp_pat
                                 for r in history]
     assert timeless(got.history) == timeless(whole.history)
     assert_same(host(got.net.weights + got.net.biases), host(whole.net.weights + whole.net.biases))
-    assert_same(host(got.last[0] + got.last[1]), host(whole.last[0] + whole.last[1]))
+    assert_same(host(got.last.weights + got.last.biases), host(whole.last.weights + whole.last.biases))
     assert_same(velocities(got), velocities(whole))
 
 
@@ -211,7 +211,7 @@ def test_a_run_that_stopped_early_stays_stopped_after_loading(sets, monkeypatch,
     before = host(got.net.weights)
     script.fit(got, train, val, 30)
     assert got.epoch == 5 and len(got.history) == 5
-    assert_same(host(got.last[0]) if got.last else host(got.net.weights), before)
+    assert_same(host(got.last.weights) if got.last else host(got.net.weights), before)
 
 
 # Whole `digitnet train` runs on a 1,200-image slice of the real MNIST.

@@ -229,7 +229,7 @@ def test_a_stopped_run_goes_back_to_its_last_epoch_and_resumes_exactly(tmp_path)
     assert timeless(resumed.history) == timeless(whole_run.history)
     assert resumed.best.record["epoch"] < 4  # so the last epoch's weights are compared too
     for got, want in ((resumed.net.weights + resumed.net.biases, whole.weights + whole.biases),
-                      (resumed.last[0] + resumed.last[1], whole_run.last[0] + whole_run.last[1])):
+                      (resumed.last.weights + resumed.last.biases, whole_run.last.weights + whole_run.last.biases)):
         for a, b in zip(host(got), host(want)):
             np.testing.assert_array_equal(a, b)
 

@@ -9,7 +9,9 @@ Each network has
     seed, rng               the seed and the NumPy generator behind the
                             initial weights, the shuffles and dropout masks
     weights, biases         the parameters: plain lists, weights[i] (n_out, n_in)
-                            and biases[i] (n_out, 1) for the i-th layer that has any
+                            and biases[i] (n_out, 1) for the i-th layer that has any,
+                            which are the lists of its `store` (params.py), the one
+                            home of its state
     n_in, n_out, classes    input and output sizes; class names or None (digits)
     cost_name, output, dropout   its cost, its output layer, its dropout p
 
@@ -26,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend, modelfile
+from .params import Store
 
 
 class DenseSpec(NamedTuple):
@@ -62,6 +65,29 @@ class Classifier:
     """What every network is to the rest of digitnet (see the module's doc)."""
 
     kind = None  # the file format's name for this class: "network" or "model"
+
+    @property
+    def store(self):
+        """The network's state (params.py); made on first use."""
+        if "_store" not in self.__dict__:
+            self._store = Store(self.__dict__.get("xp"))
+        return self._store
+
+    @property
+    def weights(self):
+        return self.store.weights
+
+    @weights.setter
+    def weights(self, arrays):
+        self.store.weights = list(arrays)
+
+    @property
+    def biases(self):
+        return self.store.biases
+
+    @biases.setter
+    def biases(self, arrays):
+        self.store.biases = list(arrays)
 
     def asarray(self, a):
         """`a` (host or device) as an array of this network's backend and dtype."""

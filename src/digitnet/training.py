@@ -20,6 +20,7 @@ from . import backend, engines, optimizers, schedules
 from .config import TrainConfig, whole
 from .costs import COSTS
 from .engines import one_hot
+from .params import Store
 
 
 class Diverged(ArithmeticError):
@@ -74,9 +75,8 @@ def l2_term(net, lmbda, n):
 
 
 def finite(net):
-    """True when every weight and bias is a finite number."""
-    xp = net.xp
-    return all(bool(xp.all(xp.isfinite(p))) for p in net.weights + net.biases)
+    """True when every weight, bias and buffer is a finite number."""
+    return net.store.finite()
 
 
 def copies(xp, arrays):
@@ -84,10 +84,18 @@ def copies(xp, arrays):
 
 
 class Best(NamedTuple):
-    """The best validation epoch so far: its record and its parameters."""
+    """The best validation epoch so far: its record and its state (a copy
+    of the network's store)."""
     record: dict
-    weights: list
-    biases: list
+    state: Store
+
+    @property
+    def weights(self):
+        return self.state.weights
+
+    @property
+    def biases(self):
+        return self.state.biases
 
 
 # The lists of arrays in a Run's state_dict, each as long as the weights:
@@ -114,7 +122,7 @@ class Run:
         self.best = None        # Best: the best validation epoch's record and parameters
         self.history = []
         self.ended = None       # "patience", "schedule", "interrupted" or "diverged"
-        self.last = None        # the last epoch's parameters while the best ones are in use
+        self.last = None        # the last epoch's state (a Store) while the best one is in use
         self.optimizer = optimizers.for_run(net, config)
 
     @property
@@ -135,26 +143,22 @@ class Run:
 
     def snapshot(self):
         """What an epoch changes, to go back to if it is cut short."""
-        xp = self.net.xp
-        return (copies(xp, self.net.weights), copies(xp, self.net.biases),
-                copies(xp, self.optimizer.buffers()), self.optimizer.scalars(),
-                self.net.rng.bit_generator.state, self.eta)
+        return (self.net.store.copy(), copies(self.net.xp, self.optimizer.buffers()),
+                self.optimizer.scalars(), self.net.rng.bit_generator.state, self.eta)
 
     def restore(self, snapshot):
-        weights, biases, buffers, scalars, rng_state, self.eta = snapshot
-        self.net.weights[:], self.net.biases[:] = weights, biases
+        state, buffers, scalars, rng_state, self.eta = snapshot
+        self.net.store.assign(state)
         self.optimizer.set_buffers(buffers, scalars)
         self.net.rng.bit_generator.state = rng_state
 
     def use_best(self):
-        """Put the best validation epoch's weights into the network, if any
-        (again and again: the last epoch's are kept aside only once)."""
+        """Put the best validation epoch's state into the network, if any
+        (again and again: the last epoch's is kept aside only once)."""
         if self.best is not None:
-            xp = self.net.xp
             if self.last is None:
-                self.last = (self.net.weights[:], self.net.biases[:])
-            self.net.weights[:] = copies(xp, self.best.weights)
-            self.net.biases[:] = copies(xp, self.best.biases)
+                self.last = self.net.store.view()
+            self.net.store.assign(self.best.state.copy())
 
     def finished(self, epochs):
         return self.ended is not None or self.epoch >= epochs
@@ -168,14 +172,14 @@ class Run:
         schedule, the generator and the history.  checkpoint.py writes it
         knowing arrays and JSON, not a Run."""
         host = lambda arrays: [backend.to_numpy(a) for a in arrays]  # noqa: E731
-        weights, biases = self.last or (self.net.weights, self.net.biases)
+        state = self.last or self.net.store
         buffers = {name: None for name in ARRAY_LISTS}
         buffers.update(self.optimizer.state_dict())
         return {"epoch": self.epoch, "eta": self.eta, "since": self.since,
                 "ended": self.ended, "rng": self.net.rng.bit_generator.state,
                 "history": self.history, "best": self.best.record if self.best else None,
                 "settings": self.config.to_json(), "seed": self.net.seed,
-                "weights": host(weights), "biases": host(biases), **buffers,
+                "weights": host(state.weights), "biases": host(state.biases), **buffers,
                 "best_weights": host(self.best.weights) if self.best else None,
                 "best_biases": host(self.best.biases) if self.best else None}
 
@@ -188,11 +192,11 @@ class Run:
         net.seed = state["seed"]
         net.rng.bit_generator.state = state["rng"]
         as_net = lambda arrays: [net.asarray(a) for a in arrays]  # noqa: E731
-        net.weights[:], net.biases[:] = as_net(state["weights"]), as_net(state["biases"])
+        net.store.assign(Store(net.xp, as_net(state["weights"]), as_net(state["biases"])))
         self.last = None
         self.optimizer.load_state_dict(state)
-        self.best = None if state["best"] is None else Best(
-            state["best"], as_net(state["best_weights"]), as_net(state["best_biases"]))
+        self.best = None if state["best"] is None else Best(state["best"], Store(
+            net.xp, as_net(state["best_weights"]), as_net(state["best_biases"])))
 
 
 def run_epoch(run, rows, labels, progress=None, stop=None, epochs=None):
@@ -264,8 +268,7 @@ def schedule(run, record):
         return
     best = run.best
     if best is None or record["validation_accuracy"] > best.record["validation_accuracy"]:
-        xp = run.net.xp
-        run.best = Best(record, copies(xp, run.net.weights), copies(xp, run.net.biases))
+        run.best = Best(record, run.net.store.copy())
         run.since = 0
         return
     run.since += 1
@@ -302,7 +305,7 @@ def fit(run, training_data, epochs=None, *, validation_data=None, test_data=None
     net = run.net
     started = time.perf_counter() - (run.history[-1]["elapsed"] if run.history else 0.0)
     if run.last is not None:  # go on from the last epoch, not the best one
-        net.weights[:], net.biases[:] = run.last
+        net.store.assign(run.last)
         run.last = None
     rows, labels = to_device(net, training_data, "the training data")
     sets = {"training": (rows, labels)} if run.config.monitor_training else {}
