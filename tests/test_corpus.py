@@ -25,13 +25,15 @@ PROBE = np.random.default_rng(24).random((784, 3))  # make_corpus.py's
 def test_the_corpus_is_whole():
     """Every version's files, each kind, each seed: a file that went missing
     would take its test with it."""
-    assert sorted(m["commit"] for m in MANIFESTS) == ["1c6e49b", "1d94826", "91b84be", "d1ab6ce"]
+    assert sorted(m["commit"] for m in MANIFESTS) == ["1c6e49b", "1d94826", "57d6ca1", "91b84be",
+                                                      "d1ab6ce"]
     assert sorted(p.name for p in HERE.glob("*.npz")) == sorted(ENTRIES)
     seeds = {ENTRIES[n]["seed"] for n in MODELS}
     assert {None, 0, 3, 5, 7} <= seeds
     assert {n.split("-", 1)[1] for n in RUNS} == {"network-run.npz", "dense-run.npz",
                                                   "conv-run.npz", "seednull-run.npz",
-                                                  "onecycle-run.npz"}
+                                                  "onecycle-run.npz", "adam-run.npz",
+                                                  "padded-run.npz"}
     assert sum(p.stat().st_size for p in HERE.iterdir()) < 2 << 20
 
 
@@ -64,6 +66,7 @@ def test_a_run_checkpoint_loads_with_every_field_it_holds(name):
     assert run.config.to_json() == {**{k: DEFAULTS[k] for k in LATER}, **entry["settings"]}
     assert (run.best.record["epoch"] if run.best else None) == entry["best_epoch"]
     assert (run.velocities is not None) == entry["momentum"]
+    assert run.optimizer.kind == entry.get("optimizer", "sgd")  # no optimizer field before Adam
     assert run.net.rng.bit_generator.state["state"] == entry["rng"]
 
 

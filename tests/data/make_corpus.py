@@ -79,6 +79,7 @@ def describe(path, test):
                  "settings": dict(settings),
                  "best_epoch": None if run.best is None else run.best[0]["epoch"],
                  "momentum": run.velocities is not None,
+                 "optimizer": getattr(getattr(run, "optimizer", None), "kind", "sgd"),
                  "rng": net.rng.bit_generator.state["state"]}
     else:
         net = digitnet.load(path, device="cpu") if has(digitnet, "load") else \
@@ -139,6 +140,12 @@ with tempfile.TemporaryDirectory() as tmp:
         train("onecycle", "--sizes", "784", "3", "10", "--batch-size", "64", "--eta", "1",
               "--schedule", "one-cycle", "--warmup", "0.3", "--momentum", "0.9", "--nesterov",
               "--label-smoothing", "0.1", "--test-at-end", "--seed", "7", checkpoint=True)
+    if "--optimizer" in SOURCE_CLI:  # optimizers that own their state: Adam's moments
+        train("adam", "--layers", "fc:3,softmax:10", "--seed", "9", "--batch-size", "10",
+              "--eta", "0.01", "--optimizer", "adam", "--lmbda", "0.1", checkpoint=True)
+    if "KxKpPAD" in Path(cli.__file__).with_name("model.py").read_text():  # padded convs
+        train("padded", "--layers", "conv:2x3x3p1,pool:2,fc:10", "--seed", "4", "--batch-size",
+              "10", "--eta", "0.5", "--cost", "cross-entropy", checkpoint=True)
     test = data.load_mnist(str(ROOT))[2]
     manifest = {"commit": TAG, "probe_seed": 24, "files": {
         p.name: describe(p, test) for p in sorted(OUT.glob(f"{TAG}-*.npz"))}}
