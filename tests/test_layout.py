@@ -11,14 +11,15 @@ PACKAGE = Path(digitnet.__file__).parent
 # imaging, info, perceptron, extras) may import it, never the other way.
 CORE = {"activations", "augment", "backend", "base", "batched", "checkpoint", "config", "costs",
         "data", "download", "engines", "ensemble", "files", "kernels", "layers", "model", "modelfile",
-        "network", "npzfile", "runs", "runstate", "signals", "training"}
+        "network", "npzfile", "optimizers", "params", "runs", "runstate", "schedules",
+        "signals", "training"}
 # Dependencies point one way: models <- engines <- trainer <- commands and serve.
 # At module level a layer imports nothing from the layers after it (a model's
 # `sgd` may import the trainer when called: that is the book's word, not a
 # dependency of the model).
 LAYERS = [("models", {"base", "network", "model", "modelfile", "layers", "activations", "costs",
-                      "ensemble"}),
-          ("engines", {"engines", "batched", "kernels", "augment"}),
+                      "ensemble", "params"}),
+          ("engines", {"engines", "batched", "kernels", "augment", "optimizers"}),
           ("trainer", {"training", "checkpoint", "runstate", "config", "runs", "signals"}),
           ("commands and serve", {"cli", "cli_runs", "cli_show", "cli_serve", "cliargs", "serve",
                                   "bodies", "connections", "plots", "imaging", "info"})]
