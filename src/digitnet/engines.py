@@ -96,13 +96,14 @@ def stepper(net, rows, labels, config, eta, optimizer=None):
         # a per-step rate, or Adam: the step's constants anew each step
         rate = eta if callable(eta) else (lambda i: eta)
         steps = [0]
+        means = {size: fast.scalar(1.0 / size) for size in {m, n % m or m}}  # Adam's k
 
         def step(idx):
             eta_now = rate(steps[0])
             steps[0] += 1
             if adam is not None:
                 fast.set_adam(eta_now, n)  # k = 1/m: the mean gradient
-                fast.step(idx, fast.scalar(1.0 / idx.shape[0]))
+                fast.step(idx, means[idx.shape[0]])
                 return
             if config.lmbda:
                 fast.set_decay(optimizer.decay(eta_now, n))

@@ -65,12 +65,12 @@ def _installed_cupy():
     return None
 
 
-def datasets(data_dir=None):
-    """{dataset: {file: "verified" | "wrong hash" | "missing"}} in each dataset's folder."""
+def datasets(places):
+    """{dataset: {file: "verified" | "wrong hash" | "missing"}} in each
+    dataset's folder ({dataset: data.Place})."""
     words = {True: "verified", False: "wrong hash", None: "missing"}
-    return {name: {f: words[ok] for f, ok in
-                   download.verified(name, data.place(name, data_dir).path).items()}
-            for name in data.DATASETS}
+    return {name: {f: words[ok] for f, ok in download.verified(name, place.path).items()}
+            for name, place in places.items()}
 
 
 def info(data_dir=None):
@@ -83,7 +83,7 @@ def info(data_dir=None):
             "cuda": cuda(),
             "data_dir": {name: {"path": str(p.path.resolve()), "from": p.why}
                          for name, p in places.items()},
-            "datasets": datasets(data_dir)}
+            "datasets": datasets(places)}
 
 
 def format_info(d):

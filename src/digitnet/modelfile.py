@@ -39,6 +39,7 @@ import numpy as np
 
 from . import backend, npzfile
 from .files import write_atomic
+from .params import Store
 
 FORMAT = "digitnet-network"
 MODEL_FORMAT = "digitnet-model"
@@ -72,11 +73,8 @@ def network_arrays(net, weights=None, biases=None):
         arrays["classes"] = np.array([str(c) for c in net.classes])
     if isinstance(net.seed, int) and not isinstance(net.seed, bool):
         arrays["seed"] = np.array(net.seed, dtype=np.int64)
-    pairs = zip(net.weights if weights is None else weights,
-                net.biases if biases is None else biases)
-    for i, (w, b) in enumerate(pairs):
-        arrays[f"weights_{i}"] = backend.to_numpy(w)
-        arrays[f"biases_{i}"] = backend.to_numpy(b)
+    state = net.store if weights is None else Store(net.xp, weights, biases)
+    arrays.update(state.state_dict())  # weights_i, biases_i (and buffer.NAME)
     return arrays
 
 
