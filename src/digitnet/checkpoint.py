@@ -1,18 +1,21 @@
 """Saved runs (`digitnet train --checkpoint`): documented `.npz` files,
 never pickles; saved networks are modelfile.py's, re-exported here.
 
-A run checkpoint is format "digitnet-run", version 1: the network as in
-modelfile.py (the last finished epoch's parameters), and
+A run checkpoint is format "digitnet-run", version 2: a model file's
+description and state (modelfile.py: the last finished epoch's), and
 
-    velocity_w_i, velocity_b_i   SGD's momentum buffers, when momentum is on
-    adam_m_w_i, adam_m_b_i, adam_v_w_i, adam_v_b_i   Adam's moments (its
-                 step count is the state's adam_steps)
-    best_weights_i, best_biases_i   the best validation epoch's, when there is one
     state        JSON: epoch, eta, patience count, how it ended, the
                  generator's state, the history, the best epoch's record,
-                 the run's settings and the command's own settings
+                 the run's settings, the optimizer's scalars (Adam's
+                 adam_steps) and the command's own settings (extra)
+    velocity_w_i, velocity_b_i   SGD's momentum buffers, when momentum is on
+    adam_m_w_i, adam_m_b_i, adam_v_w_i, adam_v_b_i   Adam's moments
+    best_weights_i, best_biases_i, best_buffer.NAME   the best validation
+                 epoch's state, when there is one
 
-It is written atomically like every file here, and a run's state is checked
+and nothing else (Run.state_dict's arrays).  Version 1 checkpoints, whose
+description was modelfile.py's version-1 arrays, still load.  A file is
+written atomically like every file here, and a run's state is checked
 field by field (runstate.py) before anything is restored from it.
 """
 
@@ -21,13 +24,13 @@ import json
 import numpy as np
 
 from . import modelfile, npzfile, runstate
+from .config import TrainConfig
 from .files import write_atomic
 from .model import Model
 from .modelfile import (FORMAT, MODEL_FORMAT, RUN_FORMAT, VERSION, CheckpointError,  # noqa: F401
-                        marker, network_arrays, open_archive, parameters, read, save, text)
-from .config import TrainConfig
+                        json_of, marker, network_arrays, open_archive, save)
 from .network import Network
-from .training import ARRAY_LISTS, Run
+from .training import Run
 
 KINDS = {"network": Network, "model": Model}
 
@@ -42,11 +45,7 @@ def save_run(run, path, extra=None):
     atomically; `extra` is the caller's own JSON-ready settings (the command
     line's)."""
     state = run.state_dict()
-    arrays = network_arrays(run.net, state.pop("weights"), state.pop("biases"))
-    arrays["format"] = np.array(RUN_FORMAT)
-    for name in ARRAY_LISTS:
-        for i, a in enumerate(state.pop(name) or ()):
-            arrays[f"{name}_{i}"] = a
+    arrays = {**modelfile.described(run.net, RUN_FORMAT), **state.pop("arrays")}
     state["extra"] = extra or {}
     arrays["state"] = np.array(json.dumps(state))
     write_atomic(path, lambda f: np.savez(f, **arrays))
@@ -59,9 +58,9 @@ def load_run(path, device="auto"):
         if marker(arrays) != RUN_FORMAT:
             raise CheckpointError(f"{path}: not a digitnet run checkpoint (no '{RUN_FORMAT}' "
                                   "marker; a saved model cannot be resumed)")
-        net, shapes = read(path, arrays, KINDS, device, (RUN_FORMAT,))
+        net, version = modelfile.read(path, arrays, KINDS, device, (RUN_FORMAT,))
         try:
-            state = json.loads(text(arrays, "state", runstate.LIMIT))
+            state = json_of(arrays, "state", runstate.LIMIT)
         except KeyError:
             raise CheckpointError(f"{path}: missing array 'state'") from None
         except (RecursionError, *npzfile.READ_ERRORS) as exc:  # ValueError among them
@@ -71,15 +70,15 @@ def load_run(path, device="auto"):
         if problems:
             raise CheckpointError(*(f"{path}: {p}" for p in problems))
         run = Run(net, TrainConfig.from_json(state["settings"]))
-        state.update(weights=net.weights, biases=net.biases)  # read and checked above
+        # What this run's state declares beside the network's: the
+        # optimizer's buffers, and the best epoch's state when it has one.
+        shapes = {name: a.shape for name, a in run.optimizer.state_dict().items()}
+        if state["best"] is not None:
+            shapes.update((f"best_{name}", a.shape) for name, a in net.store.named().items())
         try:
-            held = run.optimizer.lists  # the optimizer's buffers, in (w, b) pairs
-            for w_name, b_name, present in (
-                    *((w, b, held[w] is not None) for w, b in zip(
-                        run.optimizer.BUFFERS[0::2], run.optimizer.BUFFERS[1::2])),
-                    ("best_weights", "best_biases", state["best"] is not None)):
-                state[w_name], state[b_name] = (parameters(arrays, shapes, w_name, b_name)
-                                                if present else (None, None))
+            state["arrays"] = {**net.store.named(), **modelfile.finite_arrays(arrays, shapes)}
+            if version > 1:
+                modelfile.undeclared(arrays, [*state["arrays"], "state"])
         except KeyError as exc:
             raise CheckpointError(f"{path}: missing array {exc}") from None
         except (ValueError, TypeError) as exc:

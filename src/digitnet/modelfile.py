@@ -1,50 +1,54 @@
 """Saved networks: documented `.npz` files, never pickles.
 
-A chapter-1 `Network` is format "digitnet-network", version 1:
+Format version 2, written since 2026-12-07, is one description and named
+arrays; the kind is written in the description, never inferred:
 
-    format      the string "digitnet-network"
-    version     1
-    sizes       int64 (L,), the layer sizes
-    dtype       the string "float32" or "float64"
-    weights_i   (sizes[i+1], sizes[i]) for i in 0..L-2
-    biases_i    (sizes[i+1], 1)
-    classes     optional: the n_out class names (absent: the digits 0-9)
-    seed        optional: int64, the seed its weights were drawn with
+    format      the string "digitnet-model" ("digitnet-run" for a run
+                checkpoint, checkpoint.py)
+    version     2
+    model       JSON: the network's config() (its "kind", "network" or
+                "model", and that kind's fields: a Network's "sizes"; a
+                Model's "layers", "cost", "activation", "init", "dropout",
+                "input_shape"; both "dtype"), its "classes" (null: the
+                digits 0-9) and its "seed" (null when unknown)
+    weights_i, biases_i   the i-th layer's parameters, as the book names
+                them: a Network's weights_i is (sizes[i+1], sizes[i])
+    buffer.NAME the network's buffers (a batch-norm layer's running
+                statistics), each declared by its class's buffer_shapes
 
-A `Model` is format "digitnet-model", version 1: `format`, `version`,
-`dtype`, `classes` and `seed` as above, and
+and nothing else: an array the description does not declare is refused.
 
-    layers       the layer spec, e.g. "conv:20x5x5,pool:2,fc:100,softmax:10"
-    cost         "quadratic", "cross-entropy" or "log-likelihood"
-    activation   the hidden layers' activation
-    init         "large" or "scaled", how the weights started (a record)
-    dropout      the dropout probability it was trained with (a record)
-    input_shape  int64 (3,), (channels, height, width), or (n,) for dense input
-    weights_i, biases_i   for the i-th layer that has weights, in order
+Version 1 files, written before, still load.  They kept the description as
+one small array per field (`sizes`, or `layers`, `cost`, `activation`,
+`init`, `dropout`, `input_shape`; `dtype`, `classes`, `seed`), and a
+chapter-1 `Network` was marked "digitnet-network".
 
-Both are written from the network's `config()`, and read back through the
-classes of `kinds` ({"network": Network, "model": Model}, or one of them):
-each class builds itself from a config and says which parameter shapes it
-declares, so this module knows the file format and no network class
-(base.py's `save` and `load` call it; checkpoint.py adds runs).
+Networks are read through the classes of `kinds` ({"network": Network,
+"model": Model}, or one of them): each builds itself from a config and
+says which shapes it declares, so this module knows the file format and no
+network class (base.py's `save` and `load` call it; checkpoint.py adds runs).
 
 Every file is written to a temporary file in the target folder and renamed
 over the target, so a crash never leaves half a file where a good one was.
 Reading compares each array's header (shape and dtype) with the shapes the
-file declares before reading its data (npzfile.py): a small file cannot make
-us allocate a billion neurons.
+description declares before reading its data (npzfile.py): a small file
+cannot make us allocate a billion neurons.
 """
+
+import json
+import math
 
 import numpy as np
 
 from . import backend, npzfile
 from .files import write_atomic
-from .params import Store
 
-FORMAT = "digitnet-network"
+FORMAT = "digitnet-network"    # version 1's chapter-1 marker, still read
 MODEL_FORMAT = "digitnet-model"
 RUN_FORMAT = "digitnet-run"
-VERSION = 1
+VERSION = 2                    # what this digitnet writes
+VERSIONS = (1, 2)              # what it reads
+DESCRIPTION = ("format", "version", "model")
 # What a class's load says of a file of the other kind.
 HOLDS = {"network": ("a chapter-1 Network", "Network"), "model": ("a Model", "Model")}
 
@@ -58,24 +62,22 @@ class CheckpointError(ValueError):
         self.lines = list(lines)
 
 
-def network_arrays(net, weights=None, biases=None):
-    """The arrays that describe `net` (with these parameters, default its own)."""
-    config = net.config()
-    arrays = {"version": np.array(VERSION), "dtype": np.array(config["dtype"])}
-    if config["kind"] == "network":
-        arrays.update(format=np.array(FORMAT), sizes=np.array(config["sizes"], dtype=np.int64))
-    else:
-        arrays.update(format=np.array(MODEL_FORMAT), layers=np.array(config["layers"]),
-                      cost=np.array(config["cost"]), activation=np.array(config["activation"]),
-                      init=np.array(config["init"]), dropout=np.array(config["dropout"]),
-                      input_shape=np.array(config["input_shape"], dtype=np.int64))
-    if net.classes is not None:
-        arrays["classes"] = np.array([str(c) for c in net.classes])
-    if isinstance(net.seed, int) and not isinstance(net.seed, bool):
-        arrays["seed"] = np.array(net.seed, dtype=np.int64)
-    state = net.store if weights is None else Store(net.xp, weights, biases)
-    arrays.update(state.state_dict())  # weights_i, biases_i (and buffer.NAME)
-    return arrays
+def description(net):
+    """What a file says of `net` besides its arrays: its config, classes, seed."""
+    seed = net.seed if isinstance(net.seed, int) and not isinstance(net.seed, bool) else None
+    return {**net.config(), "classes": None if net.classes is None else
+            [str(c) for c in net.classes], "seed": seed}
+
+
+def described(net, fmt=MODEL_FORMAT):
+    """The arrays that describe `net` in a version-2 file marked `fmt`."""
+    return {"format": np.array(fmt), "version": np.array(VERSION),
+            "model": np.array(json.dumps(description(net)))}
+
+
+def network_arrays(net):
+    """Every array of `net`'s model file: its description and its state."""
+    return {**described(net), **net.store.state_dict()}
 
 
 def save(net, path):
@@ -114,35 +116,12 @@ def text(arrays, key, limit=npzfile.SMALL):
     return str(a)
 
 
-def _ints(arrays, key):
-    a = arrays.small(key)
-    if a.ndim != 1 or a.dtype.kind not in "iu":
-        raise ValueError(f"{key} is not a list of whole numbers")
-    return [int(v) for v in a]
-
-
-def _config(arrays, formats):
-    """The network's config() from a file's arrays, checked."""
-    kind = marker(arrays)
-    if kind not in formats:
-        raise ValueError("not a digitnet file of this kind (no " +
-                         " or ".join(f"'{f}'" for f in formats) + " marker)")
-    version = arrays.small("version") if "version" in arrays else None
-    if version is None or version.ndim or version.dtype.kind not in "iu" or int(version) != VERSION:
-        raise ValueError(f"format version {version}, this digitnet reads {VERSION}")
-    config = {"dtype": text(arrays, "dtype")}
-    if config["dtype"] not in backend.DTYPES:
-        raise ValueError(f"dtype {config['dtype']!r} is not one of {', '.join(backend.DTYPES)}")
-    if kind == FORMAT or "sizes" in arrays and kind == RUN_FORMAT:
-        config.update(kind="network", sizes=_ints(arrays, "sizes"))
-    else:
-        dropout = arrays.small("dropout")
-        if dropout.ndim or dropout.dtype.kind != "f":
-            raise ValueError("dropout is not a number")
-        config.update(kind="model", layers=text(arrays, "layers"), cost=text(arrays, "cost"),
-                      activation=text(arrays, "activation"), init=text(arrays, "init"),
-                      dropout=float(dropout), input_shape=_ints(arrays, "input_shape"))
-    return config
+def json_of(arrays, key, limit=npzfile.SMALL):
+    """The JSON document in the string array `key`, or a ValueError."""
+    try:
+        return json.loads(text(arrays, key, limit))
+    except (RecursionError, json.JSONDecodeError):
+        raise ValueError(f"{key} is not valid JSON") from None
 
 
 def marker(arrays):
@@ -153,6 +132,103 @@ def marker(arrays):
         return ""
 
 
+def version_of(arrays, formats):
+    """The format version of a file marked with one of `formats`, or a ValueError."""
+    if marker(arrays) not in formats:
+        raise ValueError("not a digitnet file of this kind (no " +
+                         " or ".join(f"'{f}'" for f in formats) + " marker)")
+    version = arrays.small("version") if "version" in arrays else None
+    if (version is None or version.ndim or version.dtype.kind not in "iu"
+            or int(version) not in VERSIONS):
+        raise ValueError(f"format version {version}, this digitnet reads "
+                         + " and ".join(map(str, VERSIONS)))
+    return int(version)
+
+
+def _whole(v, low=0):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _wholes(v):
+    return isinstance(v, list) and all(_whole(s) for s in v)
+
+
+# Version 2's description: each kind's fields, and the fields of every kind.
+FIELDS = {
+    "network": {"sizes": (_wholes, "a list of whole numbers")},
+    "model": {"layers": (lambda v: isinstance(v, str), "a string"),
+              "cost": (lambda v: isinstance(v, str), "a string"),
+              "activation": (lambda v: isinstance(v, str), "a string"),
+              "init": (lambda v: isinstance(v, str), "a string"),
+              "dropout": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                          and math.isfinite(v), "a number"),
+              "input_shape": (_wholes, "a list of whole numbers")},
+}
+COMMON = {
+    "dtype": (lambda v: v in backend.DTYPES, "one of " + ", ".join(backend.DTYPES)),
+    "classes": (lambda v: v is None or isinstance(v, list) and all(isinstance(c, str) for c in v),
+                "null or a list of names"),
+    "seed": (lambda v: v is None or _whole(v), "null or a whole number >= 0"),
+}
+
+
+def _described_v2(arrays):
+    """(config, classes, seed) from a version-2 file's description."""
+    d = json_of(arrays, "model")
+    if not isinstance(d, dict):
+        raise ValueError("model is not a JSON object")
+    if d.get("kind") not in FIELDS:
+        raise ValueError(f"model: kind must be one of {', '.join(FIELDS)}, got "
+                         f"{json.dumps(d.get('kind'))[:40]}")
+    fields = {**FIELDS[d["kind"]], **COMMON}
+    for key in sorted(set(d) - set(fields) - {"kind"}):
+        raise ValueError(f"model: {key} is not a field of a {d['kind']}'s description")
+    for key, (ok, what) in fields.items():
+        if key not in d:
+            raise ValueError(f"model: {key} is missing")
+        if not ok(d[key]):
+            raise ValueError(f"model: {key} must be {what}, got {json.dumps(d[key])[:40]}")
+    config = {key: d[key] for key in d if key not in ("classes", "seed")}
+    return config, d["classes"], d["seed"]
+
+
+def _ints(arrays, key):
+    a = arrays.small(key)
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise ValueError(f"{key} is not a list of whole numbers")
+    return [int(v) for v in a]
+
+
+def _described_v1(arrays):
+    """(config, classes, seed) from a version-1 file's arrays: its kind is
+    the marker's, or for a run whichever of `sizes` and `layers` it has."""
+    config = {"dtype": text(arrays, "dtype")}
+    if config["dtype"] not in backend.DTYPES:
+        raise ValueError(f"dtype {config['dtype']!r} is not one of {', '.join(backend.DTYPES)}")
+    if marker(arrays) == RUN_FORMAT and "sizes" in arrays and "layers" in arrays:
+        raise ValueError("holds both a Network's sizes and a Model's layers")
+    if marker(arrays) == FORMAT or "sizes" in arrays and marker(arrays) == RUN_FORMAT:
+        config.update(kind="network", sizes=_ints(arrays, "sizes"))
+    else:
+        dropout = arrays.small("dropout")
+        if dropout.ndim or dropout.dtype.kind != "f":
+            raise ValueError("dropout is not a number")
+        config.update(kind="model", layers=text(arrays, "layers"), cost=text(arrays, "cost"),
+                      activation=text(arrays, "activation"), init=text(arrays, "init"),
+                      dropout=float(dropout), input_shape=_ints(arrays, "input_shape"))
+    classes = None
+    if "classes" in arrays:
+        names = arrays.small("classes")  # not a list of names: no count fits (read)
+        classes = [str(c) for c in names] if names.ndim == 1 and names.dtype.kind == "U" else []
+    seed = None  # files written before seeds were kept
+    if "seed" in arrays:
+        seed = arrays.small("seed")
+        if seed.ndim or seed.dtype.kind not in "iu":
+            raise ValueError("seed is not a whole number")
+        seed = int(seed)
+    return config, classes, seed
+
+
 def _class(config, kinds):
     """The class in `kinds` that reads this config, or a ValueError."""
     if config["kind"] not in kinds:
@@ -161,43 +237,51 @@ def _class(config, kinds):
     return kinds[config["kind"]]
 
 
-def parameters(arrays, shapes, prefix_w="weights", prefix_b="biases"):
-    """The stored (weights, biases), each header checked against its declared
-    shape before its data is read."""
-    weights, biases = [], []
-    for i, (w_shape, b_shape) in enumerate(shapes):
-        for prefix, shape, out in ((prefix_w, w_shape, weights), (prefix_b, b_shape, biases)):
-            a = arrays.parameter(f"{prefix}_{i}", shape)
-            if not np.all(np.isfinite(a)):
-                raise ValueError(f"{prefix}_{i} holds NaN or infinite values")
-            out.append(a)
-    return weights, biases
+def declared(cls, config):
+    """{name: shape} of every array of the state a config declares, in the
+    order they are read: weights_0, biases_0, ..., then buffer.NAME."""
+    shapes = {}
+    for i, (w_shape, b_shape) in enumerate(cls.param_shapes(config)):
+        shapes[f"weights_{i}"], shapes[f"biases_{i}"] = w_shape, b_shape
+    shapes.update((f"buffer.{name}", s) for name, s in cls.buffer_shapes(config).items())
+    return shapes
+
+
+def finite_arrays(arrays, shapes):
+    """{name: array} for {name: shape}, each header checked against its
+    shape before its data is read, and its values checked finite."""
+    out = {}
+    for name, shape in shapes.items():
+        a = arrays.parameter(name, shape)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} holds NaN or infinite values")
+        out[name] = a
+    return out
+
+
+def undeclared(arrays, names):
+    """A ValueError when a version-2 file holds arrays besides `names`."""
+    extra = sorted(set(arrays.headers) - set(names) - set(DESCRIPTION))
+    if extra:
+        raise ValueError(f"holds arrays its description does not declare: {', '.join(extra)}")
 
 
 def read(path, arrays, kinds, device, formats, fits=None):
-    """(network, shapes): the network a file describes, built by its class in
-    `kinds`, with its stored parameters, checked.  `fits(n_in, n_out)` may
+    """(network, version): the network a file describes, built by its class
+    in `kinds`, with its stored state, checked.  `fits(n_in, n_out)` may
     refuse it (a ValueError) before any parameter is read."""
     xp = backend.namespace(device)  # a missing GPU is not the file's fault
     try:
-        config = _config(arrays, formats)
+        version = version_of(arrays, formats)
+        config, classes, seed = (_described_v1 if version == 1 else _described_v2)(arrays)
         cls = _class(config, kinds)
-        shapes = cls.param_shapes(config)
+        shapes = declared(cls, config)
+        n_out = cls.param_shapes(config)[-1][0][0]
         if fits is not None:
-            fits(cls.n_in_of(config), shapes[-1][0][0])
-        weights, biases = parameters(arrays, shapes)
-        classes = None
-        if "classes" in arrays:
-            names = arrays.small("classes")
-            if names.ndim != 1 or names.dtype.kind != "U" or len(names) != shapes[-1][0][0]:
-                raise ValueError(f"classes must be {shapes[-1][0][0]} names, one per output")
-            classes = [str(c) for c in names]
-        seed = None  # files written before seeds were kept
-        if "seed" in arrays:
-            seed = arrays.small("seed")
-            if seed.ndim or seed.dtype.kind not in "iu":
-                raise ValueError("seed is not a whole number")
-            seed = int(seed)
+            fits(cls.n_in_of(config), n_out)
+        state = finite_arrays(arrays, shapes)
+        if classes is not None and len(classes) != n_out:
+            raise ValueError(f"classes must be {n_out} names, one per output")
         net = cls.from_config(config, xp)
     except KeyError as exc:
         raise CheckpointError(f"{path}: missing array {exc}") from None
@@ -206,9 +290,8 @@ def read(path, arrays, kinds, device, formats, fits=None):
     except npzfile.READ_ERRORS:  # a damaged member: a bad CRC, a truncated stream
         raise CheckpointError(f"{path}: damaged, not a readable .npz file") from None
     net.classes, net.seed = classes, seed
-    net.weights[:] = [net.asarray(w) for w in weights]
-    net.biases[:] = [net.asarray(b) for b in biases]
-    return net, shapes
+    net.store.load_state_dict(state, net.asarray)
+    return net, version
 
 
 def load(path, kinds, device="auto", fits=None):
@@ -216,4 +299,10 @@ def load(path, kinds, device="auto", fits=None):
     unpickles.  `fits(n_in, n_out)` may refuse the network (a ValueError that
     says why) before its parameters are read."""
     with open_archive(path) as arrays:
-        return read(path, arrays, kinds, device, (FORMAT, MODEL_FORMAT), fits)[0]
+        net, version = read(path, arrays, kinds, device, (FORMAT, MODEL_FORMAT), fits)
+        if version > 1:
+            try:
+                undeclared(arrays, net.store.named())
+            except ValueError as exc:
+                raise CheckpointError(f"{path}: {exc}") from None
+        return net

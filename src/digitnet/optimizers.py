@@ -23,8 +23,8 @@ Both are written once against `xp`, for every array namespace (the plain
 and per-example engines); the fast path (batched.py) runs each as a fused
 chain (kernels.py: a NumPy chain, one CuPy kernel) on copies of the same
 buffers in its [w | b] layout.  `state_dict()` gives
-the buffers as host arrays, by name, and the JSON scalars (Adam's step
-count), which checkpoints keep.
+the buffers as host arrays, by name, and `scalars()` the JSON numbers
+(Adam's step count), which checkpoints keep.
 """
 
 from . import backend
@@ -64,18 +64,18 @@ class Optimizer:
         pass
 
     def state_dict(self):
-        """{name: list of host arrays, or None} and the scalars."""
-        host = lambda arrays: None if arrays is None else [  # noqa: E731
-            backend.to_numpy(a) for a in arrays]
-        return {**{name: host(self.lists[name]) for name in self.BUFFERS},
-                **self.scalars()}
+        """{NAME_i: host array} of every buffer it keeps (velocity_w_0, ...)."""
+        return {f"{name}_{i}": backend.to_numpy(a) for name in self.BUFFERS
+                for i, a in enumerate(self.lists[name] or ())}
 
-    def load_state_dict(self, state):
-        """From a state_dict() (its arrays checked for shape by the caller)."""
+    def load_state_dict(self, arrays, scalars):
+        """From a state_dict() (its arrays checked for shape by the caller)
+        and the scalars()."""
         for name in self.BUFFERS:
             if self.lists[name] is not None:
-                self.lists[name] = [self.net.asarray(a) for a in state[name]]
-        self.load_scalars(state)
+                self.lists[name] = [self.net.asarray(arrays[f"{name}_{i}"])
+                                    for i in range(len(self.lists[name]))]
+        self.load_scalars(scalars)
 
 
 class SGD(Optimizer):

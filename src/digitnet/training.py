@@ -98,12 +98,6 @@ class Best(NamedTuple):
         return self.state.biases
 
 
-# The lists of arrays in a Run's state_dict, each as long as the weights:
-# every optimizer's buffers, and the best epoch's parameters.
-ARRAY_LISTS = (*(name for o in optimizers.OPTIMIZERS.values() for name in o.BUFFERS),
-               "best_weights", "best_biases")
-
-
 class Run:
     """One training run of `net`: its settings and where it has got to."""
 
@@ -164,39 +158,42 @@ class Run:
         return self.ended is not None or self.epoch >= epochs
 
     def state_dict(self):
-        """Everything needed to go on with this run, as JSON-ready values and
-        lists of host arrays (PyTorch's and nanoGPT's convention): the last
-        epoch's parameters, the optimizer's buffers (velocity_w... for SGD's
-        momentum, adam_m_w... for Adam's moments, None where there are
-        none) and scalars, the best epoch's parameters, the position in the
-        schedule, the generator and the history.  checkpoint.py writes it
-        knowing arrays and JSON, not a Run."""
-        host = lambda arrays: [backend.to_numpy(a) for a in arrays]  # noqa: E731
-        state = self.last or self.net.store
-        buffers = {name: None for name in ARRAY_LISTS}
-        buffers.update(self.optimizer.state_dict())
+        """Everything needed to go on with this run (PyTorch's and nanoGPT's
+        convention): JSON-ready values (the position in the schedule, the
+        generator, the history, the best epoch's record, the settings, the
+        optimizer's scalars) and `arrays`, {name: host array}: the last
+        epoch's state (weights_0, ..., buffer.NAME), the optimizer's buffers
+        (velocity_w_0, ... for SGD's momentum, adam_m_w_0, ... for Adam's
+        moments) and the best epoch's state (best_weights_0, ...).
+        checkpoint.py writes it knowing arrays and JSON, not a Run."""
+        arrays = (self.last or self.net.store).state_dict()
+        arrays.update(self.optimizer.state_dict())
+        if self.best is not None:
+            arrays.update(self.best.state.state_dict(prefix="best_"))
         return {"epoch": self.epoch, "eta": self.eta, "since": self.since,
                 "ended": self.ended, "rng": self.net.rng.bit_generator.state,
                 "history": self.history, "best": self.best.record if self.best else None,
                 "settings": self.config.to_json(), "seed": self.net.seed,
-                "weights": host(state.weights), "biases": host(state.biases), **buffers,
-                "best_weights": host(self.best.weights) if self.best else None,
-                "best_biases": host(self.best.biases) if self.best else None}
+                **self.optimizer.scalars(), "arrays": arrays}
 
     def load_state_dict(self, state):
-        """Go on from a state_dict() (checked first: runstate.problems); the
-        settings are the config this Run was made with."""
+        """Go on from a state_dict() (checked first: runstate.problems, and
+        each array's shape by the caller); the settings are the config this
+        Run was made with."""
         net = self.net
         self.epoch, self.eta, self.since = state["epoch"], float(state["eta"]), state["since"]
         self.ended, self.history = state["ended"], list(state["history"])
         net.seed = state["seed"]
         net.rng.bit_generator.state = state["rng"]
-        as_net = lambda arrays: [net.asarray(a) for a in arrays]  # noqa: E731
-        net.store.assign(Store(net.xp, as_net(state["weights"]), as_net(state["biases"])))
+        arrays = state["arrays"]
+        net.store.load_state_dict(arrays, net.asarray)
         self.last = None
-        self.optimizer.load_state_dict(state)
-        self.best = None if state["best"] is None else Best(state["best"], Store(
-            net.xp, as_net(state["best_weights"]), as_net(state["best_biases"])))
+        self.optimizer.load_state_dict(arrays, state)
+        self.best = None
+        if state["best"] is not None:
+            best = net.store.copy()
+            best.load_state_dict(arrays, net.asarray, prefix="best_")
+            self.best = Best(state["best"], best)
 
 
 def run_epoch(run, rows, labels, progress=None, stop=None, epochs=None):
