@@ -140,7 +140,8 @@ LAYOUTS = [((3, 4, 5), 6), ((3, 4, 5), 1), ((2, 2, 2), 3), ((5,), 7), ((4,), 2)]
 def inputs(shape, m, seed=0):
     rng = np.random.default_rng(seed)
     c = shape[0]
-    x = rng.standard_normal((m, *shape)) * 3.0 + rng.standard_normal((1, c) + (1,) * (len(shape) - 1))
+    offsets = rng.standard_normal((1, c) + (1,) * (len(shape) - 1))  # a mean per channel
+    x = rng.standard_normal((m, *shape)) * 3.0 + offsets
     return (x, rng.uniform(0.5, 2.0, c) * rng.choice([-1.0, 1.0], c), rng.standard_normal(c),
             rng.standard_normal((m, *shape)), rng.standard_normal(c), rng.uniform(0.5, 2.0, c),
             rng.standard_normal((2, *shape)))

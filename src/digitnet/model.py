@@ -3,9 +3,10 @@
 `Model("conv:20x5x5,pool:2,conv:40x5x5,pool:2,fc:100,softmax:10")` reads a
 layer spec; `Model("fc:100,fc:10", cost="cross-entropy")` is chapter 3's
 `[784, 100, 10]`.  Hidden layers use `activation`; the output layer is
-sigmoid (`fc:N`) or softmax (`softmax:N`); `bn` after a conv or hidden fc
-layer normalizes it over the mini-batch (layers.BatchNorm).  The chapter-1 `Network` stays
-separate on purpose: it is the book's code, and this class is the toolbox.
+sigmoid (`fc:N`) or softmax (`softmax:N`); `bn` after a conv or hidden
+fc layer normalizes it over the mini-batch (layers.BatchNorm).  The
+chapter-1 `Network` stays separate on purpose: it is the book's code, and
+this class is the toolbox.
 Both are `Classifier`s (base.py), so one trainer, one checkpoint format
 and every command work with either; with its defaults,
 `Model("fc:30,fc:10", seed=s)` is `Network([784, 30, 10], seed=s)`: the
@@ -62,7 +63,8 @@ def parse_layers(spec):
             numbers = padding = ()
         shapes = {"conv": (3,), "pool": (1,), "fc": (1,), "softmax": (1,)}
         if kind not in shapes:
-            raise ValueError(f"layer {item!r}: unknown kind {kind!r} (conv, pool, fc, softmax, bn)")
+            raise ValueError(f"layer {item!r}: unknown kind {kind!r} "
+                             "(conv, pool, fc, softmax, bn)")
         if (len(numbers) not in shapes[kind] or min(numbers, default=0) < 1
                 or padded and not padding):
             form = {"conv": "conv:FILTERSxKxK or conv:FILTERSxKxKpPAD",
