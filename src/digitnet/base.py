@@ -16,7 +16,8 @@ Each network has
     cost_name, output, dropout   its cost, its output layer, its dropout p
 
 and implements feedforward(x), backprop(x, y, masks=None), cost(x, y),
-config(), describe(), and for files from_config, param_shapes and n_in_of.
+config(), describe(), and for files from_config, param_shapes and n_in_of
+(and buffer_shapes, where it keeps buffers).
 The rest is shared here: one-example input, save and load, and the book's
 `sgd` and `evaluate`, which hand over to the trainer (imported when
 called: a network does not need the trainer to exist).
@@ -102,6 +103,17 @@ class Classifier:
     def dropout_masks(self, m):
         """Fresh dropout masks for a mini-batch of m, or None without dropout."""
         return None
+
+    @staticmethod
+    def buffer_shapes(config):
+        """{name: shape} of the buffers (store.buffers) a config() declares:
+        none, unless a class says otherwise (Model's bn layers)."""
+        return {}
+
+    def check_training(self, config, n=None):
+        """A ValueError when this network cannot be trained by the
+        TrainConfig `config` on n examples (Model: batch normalization's
+        limits); nothing to say by default."""
 
     def dense_spec(self):
         """This network as a DenseSpec when it is a chain of fully connected

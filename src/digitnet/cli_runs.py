@@ -152,6 +152,10 @@ def check_architecture(job, parser):
         if arch.n_out != data.N_CLASSES:
             parser.error(f"--layers: the output layer must have {data.N_CLASSES} "
                          "neurons (one per class)")
+    try:  # what its layers refuse of the settings (bn: the per-example engine, m = 1)
+        arch.check_training(job.config)
+    except ValueError as exc:
+        parser.error(as_flags(str(exc)))
 
 
 def model_options(flags):
@@ -237,6 +241,10 @@ def train_on_data(job, parser, run, xp):
     if run.config.mini_batch_size > len(training_set):
         parser.error(f"--batch-size: {run.config.mini_batch_size} is larger than "
                      f"the {len(training_set)} training examples")
+    try:
+        run.net.check_training(run.config, len(training_set))
+    except ValueError as exc:
+        parser.error(as_flags(str(exc)))
     return train(job, run, training_set, validation, test)
 
 

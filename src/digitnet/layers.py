@@ -1,5 +1,6 @@
 """Layers for the networks of chapters 3 and 6: fully connected,
-convolution, max-pooling, written once against `xp`.
+convolution, max-pooling, and beyond the book batch normalization,
+written once against `xp`.
 
 Examples stay in the last axis everywhere, as the book's columns: a dense
 activation is (n, m), a stack of feature maps (channels, height, width, m).
@@ -9,7 +10,8 @@ features to a dense layer is a free reshape.
 Each layer has `forward(xp, w, b, x) -> (a, cache)` and
 `backward(xp, w, cache, delta, need_input) -> ((nabla_w, nabla_b), dC/dx)`,
 where `w, b` are the layer's parameters, kept by the model in its `weights`
-and `biases` lists (None for pooling), and `delta`
+and `biases` lists (None for pooling; batch normalization's forward also
+takes the network's buffers and whether it trains), and `delta`
 is dC/dz of the layer's weighted input (for max-pooling, which has none,
 dC/d of its output); the model applies activation derivatives between
 layers (see model.py).  Gradients are summed over the
@@ -43,8 +45,9 @@ class FullyConnected:
             self.n_in *= s
         self.shape_out = (n_out,)
         self.activation = activation
+        # None: a bn layer after it normalizes z and applies f itself
         self.f, self.back = ((softmax, None) if activation == "softmax"
-                             else ACTIVATIONS[activation])
+                             else activation_pair(activation))
         self.w_shape, self.fan_in = (n_out, self.n_in), self.n_in
 
     def forward(self, xp, w, b, x):
@@ -195,3 +198,98 @@ class MaxPool:
         for index in self.offsets():
             dx[index] = backend.where_zero(xp, x[index] == top, delta)
         return None, dx
+
+
+EPS, MOMENTUM = 1e-5, 0.1  # PyTorch's defaults
+
+
+class BatchNorm:
+    """Batch normalization (Ioffe and Szegedy, 2015): each channel's weighted
+    inputs z (a neuron's, or a feature map's over all its positions, which
+    share one kernel) shifted and scaled to mean 0 and variance 1 over the
+    mini-batch, xhat = (z - mu) / sqrt(var + EPS), then y = gamma xhat + beta
+    and the activation the layer before left to it (or to the pool after).
+
+    gamma and beta are this layer's `w` and `b`, (C, 1) each, starting at 1
+    and 0, so the optimizers, files and checkpoints carry them like any
+    weights and biases; L2 decays gamma, as it does every weight.
+
+    Evaluation has no mini-batch to lean on, so it uses running estimates
+    of each channel's mean and variance: the network's buffers `NAME.mean`
+    and `NAME.var`, which every training forward moves a step MOMENTUM
+    towards the batch's (its unbiased variance there, the biased one for
+    normalizing), as PyTorch does.  They are looked up in the dict handed
+    in at every forward, never kept: a restored snapshot replaces them.
+    """
+
+    def __init__(self, shape_in, activation, index):
+        self.shape_in = self.shape_out = shape_in
+        self.channels, self.positions = shape_in[0], 1
+        for s in shape_in[1:]:
+            self.positions *= s
+        self.w_shape = (self.channels, 1)
+        self.activation = activation
+        self.f, self.back = activation_pair(activation)
+        # buffers by the layer's index in the network's layers; messages count from 1
+        self.mean, self.var = f"bn{index}.mean", f"bn{index}.var"
+        self.where = f"bn layer {index + 1}"
+
+    def buffer_shapes(self):
+        return {self.mean: self.w_shape, self.var: self.w_shape}
+
+    def check_batches(self, engine, m, n=None):
+        """A ValueError when training with `engine` in mini-batches of m (of n
+        examples) would hand this layer one number per channel, which has no
+        variance (PyTorch refuses it too)."""
+        where = self.where
+        if engine == "per-example":
+            raise ValueError(f"engine per-example backpropagates one example at a time, and "
+                             f"batch normalization needs the mini-batch's statistics "
+                             f"({where}): use engine batched")
+        if self.positions > 1:
+            return
+        if m == 1:
+            raise ValueError(f"mini_batch_size 1: {where} normalizes each neuron over the "
+                             "mini-batch, and one example has no variance; give 2 or more")
+        if n is not None and n % m == 1:
+            raise ValueError(f"mini_batch_size {m} leaves the last of {n} training examples "
+                             f"alone in a mini-batch, and {where} cannot normalize one "
+                             "example (it has no variance); choose another mini_batch_size")
+
+    def forward(self, xp, w, b, x, buffers, train):
+        m = x.shape[-1]
+        k = self.positions * m  # numbers per channel
+        z = xp.reshape(x, (self.channels, k))
+        if train:
+            if k == 1:
+                raise ValueError(f"{self.where} cannot normalize a mini-batch of one example: "
+                                 "it has no variance")
+            mu = xp.mean(z, axis=1, keepdims=True)
+            zc = z - mu
+            var = xp.mean(zc * zc, axis=1, keepdims=True)
+            buffers[self.mean] = (1.0 - MOMENTUM) * buffers[self.mean] + MOMENTUM * mu
+            buffers[self.var] = ((1.0 - MOMENTUM) * buffers[self.var]
+                                 + MOMENTUM * (k / (k - 1)) * var)
+        else:
+            zc, var = z - buffers[self.mean], buffers[self.var]
+        inv = 1.0 / xp.sqrt(var + EPS)
+        xhat = zc * inv
+        a = self.f(xp, w * xhat + b)
+        return xp.reshape(a, self.shape_out + (m,)), (xhat, inv, k if train else None)
+
+    def backward(self, xp, w, cache, delta, need_input):
+        """BP3/BP4's analogues dC/dbeta, dC/dgamma; and dC/dz through the
+        batch's mean and variance, which every z of the channel moves:
+        gamma / (k sigma) (k d - sum d - xhat sum d xhat).  With the running
+        statistics (no k) they are constants, and dC/dz = gamma d / sigma."""
+        xhat, inv, k = cache
+        d = xp.reshape(delta, xhat.shape)
+        nabla_b = xp.sum(d, axis=1, keepdims=True)
+        nabla_w = xp.sum(d * xhat, axis=1, keepdims=True)
+        if not need_input:
+            return (nabla_w, nabla_b), None
+        if k is None:
+            dz = (w * inv) * d
+        else:
+            dz = (w * inv / k) * (k * d - nabla_b - xhat * nabla_w)
+        return (nabla_w, nabla_b), xp.reshape(dz, self.shape_in + (delta.shape[-1],))

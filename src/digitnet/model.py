@@ -3,8 +3,10 @@
 `Model("conv:20x5x5,pool:2,conv:40x5x5,pool:2,fc:100,softmax:10")` reads a
 layer spec; `Model("fc:100,fc:10", cost="cross-entropy")` is chapter 3's
 `[784, 100, 10]`.  Hidden layers use `activation`; the output layer is
-sigmoid (`fc:N`) or softmax (`softmax:N`).  The chapter-1 `Network` stays
-separate on purpose: it is the book's code, and this class is the toolbox.
+sigmoid (`fc:N`) or softmax (`softmax:N`); `bn` after a conv or hidden
+fc layer normalizes it over the mini-batch (layers.BatchNorm).  The
+chapter-1 `Network` stays separate on purpose: it is the book's code, and
+this class is the toolbox.
 Both are `Classifier`s (base.py), so one trainer, one checkpoint format
 and every command work with either; with its defaults,
 `Model("fc:30,fc:10", seed=s)` is `Network([784, 30, 10], seed=s)`: the
@@ -20,7 +22,7 @@ from . import backend
 from .activations import ACTIVATIONS
 from .base import Classifier, DenseSpec, one_or_many
 from .costs import COSTS
-from .layers import Conv, FullyConnected, MaxPool
+from .layers import BatchNorm, Conv, FullyConnected, MaxPool
 
 INITS = ("large", "scaled")
 INPUT_SHAPE = (1, 28, 28)
@@ -28,12 +30,15 @@ INPUT_SHAPE = (1, 28, 28)
 
 class LayerSpec(NamedTuple):
     """One item of a layer spec, parsed: ("conv", (20, 5)) is conv:20x5x5,
-    ("conv", (32, 3, 1)) conv:32x3x3p1 (zero padding of 1 around each map)."""
-    kind: str       # "conv", "pool", "fc" or "softmax"
-    numbers: tuple  # (filters, kernel side[, padding]) for conv, else (n,)
+    ("conv", (32, 3, 1)) conv:32x3x3p1 (zero padding of 1 around each map),
+    ("bn", ()) bn."""
+    kind: str       # "conv", "pool", "fc", "softmax" or "bn"
+    numbers: tuple  # (filters, kernel side[, padding]) for conv, () for bn, else (n,)
 
     def __str__(self):
         n = self.numbers
+        if self.kind == "bn":
+            return "bn"
         if self.kind != "conv":
             return f"{self.kind}:{n[0]}"
         return f"conv:{n[0]}x{n[1]}x{n[1]}" + (f"p{n[2]}" if len(n) > 2 and n[2] else "")
@@ -45,6 +50,11 @@ def parse_layers(spec):
     items = []
     for item in str(spec).replace(" ", "").split(","):
         kind, _, arg = item.partition(":")
+        if kind == "bn":
+            if item != "bn":
+                raise ValueError(f"layer {item!r}: expected bn, which takes no numbers")
+            items.append(LayerSpec("bn", ()))
+            continue
         arg, padded, pad = arg.partition("p") if kind == "conv" else (arg, "", "")
         try:
             numbers = tuple(int(n) for n in arg.split("x"))
@@ -53,7 +63,8 @@ def parse_layers(spec):
             numbers = padding = ()
         shapes = {"conv": (3,), "pool": (1,), "fc": (1,), "softmax": (1,)}
         if kind not in shapes:
-            raise ValueError(f"layer {item!r}: unknown kind {kind!r} (conv, pool, fc, softmax)")
+            raise ValueError(f"layer {item!r}: unknown kind {kind!r} "
+                             "(conv, pool, fc, softmax, bn)")
         if (len(numbers) not in shapes[kind] or min(numbers, default=0) < 1
                 or padded and not padding):
             form = {"conv": "conv:FILTERSxKxK or conv:FILTERSxKxKpPAD",
@@ -66,11 +77,25 @@ def parse_layers(spec):
                              f"(p{(numbers[1] - 1) // 2} keeps a {numbers[1]}x{numbers[1]} "
                              "layer's maps their size), got p" + pad)
         items.append(LayerSpec(kind, numbers[:2] + (padding if padding != (0,) else ())))
+    check_bn(items)
     if not items or items[-1][0] not in ("fc", "softmax"):
         raise ValueError(f"layers {spec!r}: the last layer must be fc:N or softmax:N")
     if any(kind == "softmax" for kind, _ in items[:-1]):
         raise ValueError(f"layers {spec!r}: softmax can only be the output layer")
     return items
+
+
+def check_bn(items):
+    """Each bn right after a conv or hidden fc layer, whose weighted inputs
+    it normalizes, or a ValueError naming it."""
+    for i, (kind, _) in enumerate(items):
+        before = items[i - 1].kind if i else "the input"
+        if kind == "bn" and before not in ("conv", "fc"):
+            raise ValueError(f"layer {i + 1} 'bn': batch normalization must follow a conv or "
+                             f"fc layer, not {'a ' * bool(i)}{before}")
+        if kind == "bn" and i == len(items) - 1:
+            raise ValueError(f"layer {i + 1} 'bn': the last layer must be fc:N or softmax:N; "
+                             "bn goes after a hidden layer")
 
 
 def check_shape(shape):
@@ -96,16 +121,20 @@ def build_layers(items, activation, input_shape):
     for i, (kind, n) in enumerate(items):
         if kind in ("conv", "pool") and len(shape) != 3:
             raise ValueError(f"{kind} layer {i + 1} needs image input, but gets {shape}")
-        pooled = i + 1 < len(items) and items[i + 1][0] == "pool"
-        if kind == "conv":  # a pool after it applies its activation (see MaxPool)
-            layer = Conv(shape, n[0], n[1], None if pooled else activation,
-                         n[2] if len(n) > 2 else 0)
+        after = items[i + 1][0] if i + 1 < len(items) else None
+        # a pool after a conv or bn applies its activation (see MaxPool); a bn
+        # after a conv or fc layer does (it normalizes z, before f)
+        mine = None if after in ("pool", "bn") else activation
+        if kind == "conv":
+            layer = Conv(shape, n[0], n[1], mine, n[2] if len(n) > 2 else 0)
+        elif kind == "bn":
+            layer = BatchNorm(shape, mine, i)
         elif kind == "pool":
-            after_conv = isinstance(layers[-1], Conv) if layers else False
-            layer = MaxPool(shape, n[0], activation if after_conv else None)
+            left_f = isinstance(layers[-1], (Conv, BatchNorm)) if layers else False
+            layer = MaxPool(shape, n[0], activation if left_f else None)
         else:
             out = "softmax" if kind == "softmax" else (
-                "sigmoid" if i == len(items) - 1 else activation)
+                "sigmoid" if i == len(items) - 1 else mine)
             layer = FullyConnected(shape, n[0], out)
         layers.append(layer)
         shape = layer.shape_out
@@ -160,6 +189,12 @@ class Architecture:
                              "hidden layer, and this network has none")
         return arch
 
+    @classmethod
+    def of(cls, config):
+        """The architecture of a Model's config() (a file's)."""
+        return cls.parse(config["layers"], config["cost"], config["activation"],
+                         config["init"], config["dropout"], config["input_shape"])
+
     @property
     def spec(self):
         return ",".join(map(str, self.layers))
@@ -180,6 +215,18 @@ class Architecture:
         """[(w shape, b shape)] of the layers that have weights."""
         return [(layer.w_shape, (layer.w_shape[0], 1)) for layer in self.build()
                 if layer.w_shape is not None]
+
+    def check_training(self, config, n=None):
+        """A ValueError when a bn layer could not normalize what training by
+        the TrainConfig `config` on n examples would hand it."""
+        for layer in self.build():
+            if isinstance(layer, BatchNorm):
+                layer.check_batches(config.engine, config.mini_batch_size, n)
+
+    def buffer_shapes(self):
+        """{name: shape} of the bn layers' running statistics, in layer order."""
+        return {name: shape for layer in self.build() if isinstance(layer, BatchNorm)
+                for name, shape in layer.buffer_shapes().items()}
 
 
 class Model(Classifier):
@@ -218,10 +265,16 @@ class Model(Classifier):
         for layer in self.layers:
             self.param.append(None if layer.w_shape is None else
                               sum(p is not None for p in self.param))
-        # Layer by layer, weights then biases, as Network draws them.
+        # Layer by layer, weights then biases, as Network draws them; a bn
+        # layer draws nothing (gamma 1, beta 0), so the others' draws stay put.
         self.weights, self.biases = [], []
         for layer in self.layers:
-            if layer.w_shape is not None:
+            if isinstance(layer, BatchNorm):
+                self.weights.append(self.asarray(np.ones(layer.w_shape)))
+                self.biases.append(self.asarray(np.zeros(layer.w_shape)))
+                start = {layer.mean: np.zeros(layer.w_shape), layer.var: np.ones(layer.w_shape)}
+                self.store.buffers.update((k, self.asarray(v)) for k, v in start.items())
+            elif layer.w_shape is not None:
                 scale = 1.0 if init == "large" else 1.0 / np.sqrt(layer.fan_in)
                 self.weights.append(self.asarray(self.rng.standard_normal(layer.w_shape) * scale))
                 b = self.rng.standard_normal((layer.w_shape[0], 1))
@@ -252,9 +305,13 @@ class Model(Classifier):
     @staticmethod
     def param_shapes(config):
         """[(w shape, b shape)] a config() declares, without any array."""
-        return Architecture.parse(config["layers"], config["cost"], config["activation"],
-                                  config["init"], config["dropout"],
-                                  config["input_shape"]).param_shapes()
+        return Architecture.of(config).param_shapes()
+
+    @staticmethod
+    def buffer_shapes(config):
+        """{name: shape} of the buffers a config() declares, without any array:
+        bn{i}.mean and bn{i}.var, (C, 1), for the bn layer at index i."""
+        return Architecture.of(config).buffer_shapes()
 
     @staticmethod
     def n_in_of(config):
@@ -280,6 +337,9 @@ class Model(Classifier):
         p = self.param[i]
         return (None, None) if p is None else (self.weights[p], self.biases[p])
 
+    def check_training(self, config, n=None):
+        self.architecture.check_training(config, n)
+
     def dropped(self):
         """Indices of the layers whose inputs dropout thins (dropped_layers)."""
         return dropped_layers(self.layers) if self.dropout else []
@@ -297,14 +357,19 @@ class Model(Classifier):
         kept = self.asarray(self.rng.random((m, int(ends[-1])), dtype=np.float32) >= p) / (1.0 - p)
         return {i: kept[:, int(a):int(b)].T for i, a, b in zip(dropped, ends[:-1], ends[1:])}
 
-    def forward(self, x, masks=None):
-        """All layers' (output, cache) for the (n_in, m) batch x."""
+    def forward(self, x, masks=None, train=False):
+        """All layers' (output, cache) for the (n_in, m) batch x.  `train`:
+        bn layers normalize by the batch's statistics and move their running
+        ones, which they use otherwise."""
         xp = self.xp
         a, trace = x, []
         for i, layer in enumerate(self.layers):
             if masks and i in masks:
                 a = xp.reshape(a, (layer.n_in, a.shape[-1])) * masks[i]
-            out, cache = layer.forward(xp, *self.wb(i), a)
+            if isinstance(layer, BatchNorm):  # its buffers afresh: snapshots replace them
+                out, cache = layer.forward(xp, *self.wb(i), a, self.store.buffers, train)
+            else:
+                out, cache = layer.forward(xp, *self.wb(i), a)
             trace.append((out, cache))
             a = out
         return trace
@@ -323,7 +388,7 @@ class Model(Classifier):
         """
         xp = self.xp
         x, y = self.asarray(x), self.asarray(y)
-        trace = self.forward(x, masks)
+        trace = self.forward(x, masks, train=True)
         delta = COSTS[self.cost_name].delta(xp, trace[-1][0], y, self.layers[-1].back)
         nabla_b, nabla_w = [None] * len(self.biases), [None] * len(self.weights)
         for i in range(len(self.layers) - 1, -1, -1):

@@ -313,6 +313,7 @@ def fit(run, training_data, epochs=None, *, validation_data=None, test_data=None
     if run.config.mini_batch_size > n:
         raise ValueError(f"mini_batch_size {run.config.mini_batch_size} is larger "
                          f"than the {n} training examples")
+    net.check_training(run.config, n)
     while not run.finished(epochs):
         before = run.snapshot()
         began = time.perf_counter()
