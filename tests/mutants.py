@@ -402,7 +402,7 @@ MUTANTS = [
     ('fast-decay-not-per-step', 'engines.py', '                fast.set_decay(optimizer.decay(eta_now, n))', '                pass'),
     ('fast-nesterov-is-momentum', 'kernels.py', '            xp.multiply(v, mu, out=scratch)', '            xp.multiply(v, 1.0, out=scratch)'),
     ('fast-buffers-not-stored', 'batched.py', '            w[...] = block[:, :-1]\n', ''),
-    ('fast-adam-summed-gradient', 'engines.py', '                fast.step(idx, fast.scalar(1.0 / idx.shape[0]))', '                fast.step(idx, fast.scalar(1.0))'),
+    ('fast-adam-summed-gradient', 'engines.py', "        means = {size: fast.scalar(1.0 / size) for size in {m, n % m or m}}", "        means = {size: fast.scalar(1.0) for size in {m, n % m or m}}"),
     ('fast-adam-other-lerp-weight', 'batched.py', '            self.weight = self.scalar(weight if self.low else 1 - weight)', '            self.weight = self.scalar(weight)'),
     ('fast-adam-negated', 'batched.py', '                        and adam is None)', '                        )'),
     ('job-kept-path-absolute', 'cli_runs.py', '                job.relative[key] = not os.path.isabs(value)', '                job.relative[key] = False'),

@@ -424,3 +424,85 @@ def test_a_conv_bn_net_learns_mnist_and_its_copies_keep_the_statistics(mnist):
         np.testing.assert_array_equal(net.store.buffers[name], a)
     for name, a in seen[1].items():   # the last epoch's, kept aside for going on
         np.testing.assert_array_equal(run.last.buffers[name], a)
+
+
+# --- files: the running statistics go where the network goes --------------
+
+def trained_bn_run(epochs, validation=True, on_epoch=None):
+    """A small conv+bn+fc+bn run on blobs shaped as images, float64."""
+    from digitnet.training import Run, fit
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, 60)
+    images = np.clip(rng.random((3, 36))[labels] + 0.3 * rng.standard_normal((60, 36)), 0, 1)
+    data = Dataset(images.T, labels)
+    net = Model("conv:3x3x3,bn,pool:2,fc:5,bn,softmax:3", activation="relu", init="scaled",
+                input_shape=(1, 6, 6), seed=2, device="cpu", dtype="float64")
+    run = Run(net, mini_batch_size=7, eta=0.3, momentum=0.5, epochs=epochs)
+    fit(run, data, validation_data=data[:30] if validation else None, on_epoch=on_epoch)
+    return run, data
+
+
+def test_a_model_file_keeps_the_running_statistics(tmp_path):
+    from digitnet import checkpoint
+    run, _ = trained_bn_run(2)
+    net = run.net
+    assert sorted(net.store.buffers) == ["bn1.mean", "bn1.var", "bn4.mean", "bn4.var"]
+    net.save(tmp_path / "m.npz")
+    back = checkpoint.load(tmp_path / "m.npz", device="cpu")
+    for name, a in net.store.buffers.items():
+        np.testing.assert_array_equal(back.store.buffers[name], a)
+        assert not np.array_equal(a, np.zeros_like(a)) and not np.array_equal(a, np.ones_like(a))
+    x = np.random.default_rng(0).random((36, 4))
+    np.testing.assert_array_equal(back.feedforward(x), net.feedforward(x))
+
+
+def test_a_checkpoint_keeps_the_last_and_the_best_epochs_statistics(tmp_path):
+    from digitnet import checkpoint
+    from digitnet.training import Best
+    firsts = []
+    run, _ = trained_bn_run(3, on_epoch=lambda record, run: firsts.append(run.net.store.copy()))
+    run.best = Best(run.history[0], firsts[0])  # the first epoch as the best: not the last
+    last = {k: v.copy() for k, v in run.net.store.buffers.items()}
+    checkpoint.save_run(run, tmp_path / "run.npz")
+    back, _ = checkpoint.load_run(tmp_path / "run.npz", device="cpu")
+    for name, a in last.items():
+        np.testing.assert_array_equal(back.net.store.buffers[name], a)
+        np.testing.assert_array_equal(back.best.state.buffers[name], run.best.state.buffers[name])
+    assert any(not np.array_equal(run.best.state.buffers[k], last[k]) for k in last)
+
+
+def test_a_resumed_bn_run_is_the_uninterrupted_one_bit_for_bit(tmp_path):
+    from digitnet import checkpoint
+    from digitnet.training import fit
+    whole, data = trained_bn_run(3)
+    first, _ = trained_bn_run(2)
+    checkpoint.save_run(first, tmp_path / "run.npz")
+    resumed, _ = checkpoint.load_run(tmp_path / "run.npz", device="cpu")
+    resumed.config = resumed.config.replace(epochs=3) if hasattr(resumed.config, "replace") \
+        else type(resumed.config)(**{**resumed.config.to_json(), "epochs": 3})
+    fit(resumed, data, validation_data=data[:30])
+    for name, a in whole.net.store.named().items():
+        np.testing.assert_array_equal(resumed.net.store.named()[name], a)
+    assert [r["validation_accuracy"] for r in resumed.history] == \
+        [r["validation_accuracy"] for r in whole.history]
+
+
+@pytest.mark.parametrize("change, line", [
+    (lambda a: a.pop("buffer.bn4.var"), "missing array 'buffer.bn4.var'"),
+    (lambda a: a.update({"buffer.bn1.mean": np.zeros((4, 1))}),
+     "buffer.bn1.mean has shape (4, 1), but the network's description needs (3, 1)"),
+    (lambda a: a.update({"buffer.bn1.var": np.full((3, 1), np.inf)}),
+     "buffer.bn1.var holds NaN or infinite values"),
+    (lambda a: a.update({"buffer.bn2.mean": np.zeros((3, 1))}),
+     "holds arrays its description does not declare: buffer.bn2.mean"),
+])
+def test_each_buffer_of_a_file_alone(tmp_path, change, line):
+    from digitnet import checkpoint
+    from digitnet.modelfile import CheckpointError, network_arrays
+    run, _ = trained_bn_run(1, validation=False)
+    arrays = network_arrays(run.net)
+    change(arrays)
+    np.savez(tmp_path / "m.npz", **arrays)
+    with pytest.raises(CheckpointError) as exc:
+        checkpoint.load(tmp_path / "m.npz", device="cpu")
+    assert exc.value.lines == [f"{tmp_path / 'm.npz'}: {line}"]

@@ -90,12 +90,6 @@ class Classifier:
     def biases(self, arrays):
         self.store.biases = list(arrays)
 
-    @staticmethod
-    def buffer_shapes(config):
-        """{name: shape} of the buffers a config() declares, without any array
-        (the store's `buffers`; files keep each as buffer.NAME)."""
-        return {}
-
     def asarray(self, a):
         """`a` (host or device) as an array of this network's backend and dtype."""
         return self.xp.asarray(a, dtype=self.dtype)
