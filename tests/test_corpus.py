@@ -26,14 +26,14 @@ def test_the_corpus_is_whole():
     """Every version's files, each kind, each seed: a file that went missing
     would take its test with it."""
     assert sorted(m["commit"] for m in MANIFESTS) == ["1c6e49b", "1d94826", "57d6ca1", "91b84be",
-                                                      "d1ab6ce"]
+                                                      "d1ab6ce", "f3a56a6"]
     assert sorted(p.name for p in HERE.glob("*.npz")) == sorted(ENTRIES)
     seeds = {ENTRIES[n]["seed"] for n in MODELS}
     assert {None, 0, 3, 5, 7} <= seeds
     assert {n.split("-", 1)[1] for n in RUNS} == {"network-run.npz", "dense-run.npz",
                                                   "conv-run.npz", "seednull-run.npz",
                                                   "onecycle-run.npz", "adam-run.npz",
-                                                  "padded-run.npz"}
+                                                  "padded-run.npz", "bn-run.npz"}
     assert sum(p.stat().st_size for p in HERE.iterdir()) < 2 << 20
 
 

@@ -88,7 +88,10 @@ def describe(path, test):
     out = np.asarray(net.feedforward(net.asarray(PROBE)))
     if not entry["run"]:  # a version before seeds were kept gave every loaded net seed 0
         with np.load(path, allow_pickle=False) as arrays:
-            net.seed = int(arrays["seed"]) if "seed" in arrays else None
+            if "model" in arrays:  # format version 2: the description says
+                net.seed = json.loads(str(arrays["model"]))["seed"]
+            else:
+                net.seed = int(arrays["seed"]) if "seed" in arrays else None
     entry.update(kind=type(net).__name__, seed=net.seed,
                  classes=getattr(net, "classes", None), dtype=net.dtype_name,
                  outputs=out.tolist(), test_correct=int(net.evaluate(test)),
@@ -146,6 +149,10 @@ with tempfile.TemporaryDirectory() as tmp:
     if "KxKpPAD" in Path(cli.__file__).with_name("model.py").read_text():  # padded convs
         train("padded", "--layers", "conv:2x3x3p1,pool:2,fc:10", "--seed", "4", "--batch-size",
               "10", "--eta", "0.5", "--cost", "cross-entropy", checkpoint=True)
+    if '"bn"' in Path(cli.__file__).with_name("model.py").read_text():  # batch normalization
+        train("bn", "--layers", "conv:2x3x3p1,bn,pool:2,fc:8,bn,softmax:10", "--seed", "6",
+              "--batch-size", "10", "--eta", "0.1", "--momentum", "0.5", "--activation", "relu",
+              "--init", "scaled", checkpoint=True)
     test = data.load_mnist(str(ROOT))[2]
     manifest = {"commit": TAG, "probe_seed": 24, "files": {
         p.name: describe(p, test) for p in sorted(OUT.glob(f"{TAG}-*.npz"))}}
