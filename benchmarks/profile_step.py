@@ -22,9 +22,11 @@ Each operation's median time, share of the step, FLOPs (GEMMs: 2 per
 multiply-add; elsewhere one per element), bytes read + written, and its
 rate against the large-GEMM rate and the memory bandwidth measured in the
 same run.  The sum of the parts stands beside the whole step: what is left
-is the Python between the calls, which the parts do not see (the parts,
-each replayed after the others with colder caches, can also sum to a
-little more than the step: a small negative share).  Whole steps
+is the Python between the calls, which the parts do not see.  Each part
+is timed twice: alone (its inputs untouched since the last round) and
+again at once (its inputs in cache); the step's own cache state lies
+between (for the conv networks the two sums differ by about a third), so
+the Python share is given as the range the two allow.  Whole steps
 (in bursts, as an epoch runs them back to back) and parts are interleaved
 round by round, so a load change hits both.  This machine's speed wanders:
 compare only figures of one run.
@@ -574,26 +576,31 @@ def backward(t, net, trace, masks, y, m):
 # ----------------------------------------------------------------- measuring
 
 def measure(trainee, ops, rounds, burst, floor):
-    """Seconds of every whole step, and the median of each op, interleaved: each
-    round is `burst` whole steps back to back (as an epoch takes them),
-    then every op once, its arrays first put back where it needs them."""
+    """Seconds of every whole step, and each op's median seconds alone and
+    again, interleaved: each round is `burst` whole steps back to back (as
+    an epoch takes them), then every op twice at once, its arrays first put
+    back where it needs them.  Alone, an op reads what it read when built,
+    untouched since the last round; again, the same in cache.  In the step
+    an op reads some arrays just made (in cache) and some not (weights,
+    data), so its time lies between, mostly."""
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(burst):  # warm-up: first-use allocations, BLAS threads
             trainee.step()
         for op in ops:
             op.restore and op.restore()
             op.fn()
-        steps, parts = [], [[] for _ in ops]
+        steps, alone, again = [], [[] for _ in ops], [[] for _ in ops]
         for _ in range(rounds):
             steps += [trainee.step() for _ in range(burst)]
-            for times, op in zip(parts, ops):
-                if op.restore is not None:
-                    op.restore()
-                start = time.perf_counter()
-                op.fn()
-                times.append(time.perf_counter() - start)
-    return ([max(t - floor, 0.0) for t in steps],
-            [max(statistics.median(ts) - floor, 0.0) for ts in parts])
+            for op, first, second in zip(ops, alone, again):
+                for times in (first, second):
+                    if op.restore is not None:
+                        op.restore()
+                    start = time.perf_counter()
+                    op.fn()
+                    times.append(time.perf_counter() - start)
+    medians = lambda runs: [max(statistics.median(ts) - floor, 0.0) for ts in runs]  # noqa: E731
+    return [max(t - floor, 0.0) for t in steps], medians(alone), medians(again)
 
 
 def rate(op, seconds, ref):
@@ -619,38 +626,55 @@ def shares(whole, ops, times):
     return by_kind
 
 
-def report(name, spec, steps, ops, times, ref):
-    """The network's markdown section, and its row of the summary table."""
-    whole, parts = statistics.median(steps), sum(times)
+def bound_by(share):
+    """The kind with the largest share, and any within 5 points of it: a
+    near tie is not a verdict on a machine whose speed wanders."""
+    ranked = sorted(share, key=share.get, reverse=True)
+    close = [k for k in ranked[1:] if share[ranked[0]] - share[k] < 0.05]
+    return " ~ ".join(KIND_NAMES[k] for k in [ranked[0]] + close)
+
+
+def summary(whole, steps, ops, alone, again, ref):
+    """The paragraph above a network's table."""
     low, _, high = statistics.quantiles(steps, n=4)
-    share = shares(whole, ops, times)
-    bound = max(share, key=share.get)
+    share = shares(whole, ops, alone)
     calls = sum(op.calls for op in ops)
-    model = "784,30,10 sigmoid (chapter 1)" if spec.model is None else spec.model["layers"]
     gemm_flops = sum(op.flops for op in ops if op.kind == "gemm")
-    gemm_time = sum(t for op, t in zip(ops, times) if op.kind == "gemm")
+    gemm_rate_now = gemm_flops / max(sum(t for op, t in zip(ops, alone) if op.kind == "gemm"),
+                                     1e-12)
+    us = lambda t: f"{t * 1e6:,.1f} us"  # noqa: E731
+    return (f"Whole step {us(whole)} (median of {len(steps)}; quartiles {us(low)}-{us(high)}). "
+            f"Sum of the parts: {us(sum(alone))} replayed alone, {us(sum(again))} replayed "
+            f"again at once (inputs in cache); so the Python between calls is "
+            f"{us(whole - sum(alone))} to {us(whole - sum(again))} "
+            f"({share['python']:.0%} to {shares(whole, ops, again)['python']:.0%}). "
+            f"{calls} NumPy calls, at {us(ref['call'])} each at least: {us(calls * ref['call'])} "
+            f"({calls * ref['call'] / whole:.0%}) of the step is per-call cost. "
+            f"GEMMs: {gemm_flops / 1e6:.2f} MFLOP at {gemm_rate_now / 1e9:.1f} GFLOP/s "
+            f"({gemm_rate_now / ref['gemm']:.0%} of the large GEMM). "
+            f"Bound by: **{bound_by(share)}** (the largest shares of the step, alone).")
+
+
+def report(name, spec, steps, ops, alone, again, ref):
+    """The network's markdown section, and its row of the summary table;
+    shares and rates from the ops timed alone."""
+    whole = statistics.median(steps)
+    model = "784,30,10 sigmoid (chapter 1)" if spec.model is None else spec.model["layers"]
     lines = [f"### {name}: {model}, m = {spec.m}", "",
-             f"Whole step {whole * 1e6:,.1f} us (median of {len(steps)}; quartiles "
-             f"{low * 1e6:,.1f}-{high * 1e6:,.1f}); sum of the parts {parts * 1e6:,.1f} us; "
-             f"unaccounted (Python between calls) {(whole - parts) * 1e6:,.1f} us "
-             f"({share['python']:.0%}). {calls} NumPy calls, at {ref['call'] * 1e6:.2f} us "
-             f"each at least: {calls * ref['call'] * 1e6:,.0f} us "
-             f"({calls * ref['call'] / whole:.0%}) of the step is per-call cost. "
-             f"GEMMs: {gemm_flops / 1e6:.2f} MFLOP at "
-             f"{gemm_flops / max(gemm_time, 1e-12) / 1e9:.1f} GFLOP/s "
-             f"({gemm_flops / max(gemm_time, 1e-12) / ref['gemm']:.0%} of the large GEMM). "
-             f"Bound by: **{KIND_NAMES[bound]}** ({share[bound]:.0%}).", "",
-             "| # | operation | kind | us | share | MFLOP | KB moved | rate | of bound |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for i, (op, t) in enumerate(zip(ops, times), 1):
+             summary(whole, steps, ops, alone, again, ref), "",
+             "| # | operation | kind | us alone | us again | share | MFLOP | KB moved | rate | "
+             "of bound |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for i, (op, t, t2) in enumerate(zip(ops, alone, again), 1):
         r, of = rate(op, t, ref)
         calls_note = f" ({op.calls} calls)" if op.calls > 1 else ""
         lines.append(f"| {i} | {op.name}{calls_note} | {op.kind} | {t * 1e6:,.1f} | "
-                     f"{t / whole:.1%} | {op.flops / 1e6:.3f} | {op.moved / 1e3:,.1f} | {r} | "
-                     f"{of} |")
-    row = (f"| {name} | {spec.m} | {whole * 1e6:,.0f} | {parts * 1e6:,.0f} | "
-           + " | ".join(f"{share[k]:.0%}" for k in (*KINDS, "python"))
-           + f" | {KIND_NAMES[bound]} |")
+                     f"{t2 * 1e6:,.1f} | {t / whole:.1%} | {op.flops / 1e6:.3f} | "
+                     f"{op.moved / 1e3:,.1f} | {r} | {of} |")
+    first, second = shares(whole, ops, alone), shares(whole, ops, again)
+    row = (f"| {name} | {spec.m} | {whole * 1e6:,.0f} | {sum(alone) * 1e6:,.0f} / "
+           f"{sum(again) * 1e6:,.0f} | "
+           + " | ".join(f"{first[k]:.0%} / {second[k]:.0%}" for k in (*KINDS, "python"))
+           + f" | {bound_by(first)} |")
     return lines, row
 
 
@@ -659,8 +683,8 @@ def profile(name, spec, training_set, rounds, burst, ref):
     timed_run, replayed = Trainee(spec, data), Trainee(spec, data)
     idx = np.asarray(replayed.net.rng.permutation(replayed.n)[:spec.m])
     ops = (plain_ops if replayed.net.dense_spec() is None else fast_ops)(replayed, idx)
-    steps, times = measure(timed_run, ops, rounds, burst, ref["timer"])
-    return report(name, spec, steps, ops, times, ref)
+    steps, alone, again = measure(timed_run, ops, rounds, burst, ref["timer"])
+    return report(name, spec, steps, ops, alone, again, ref)
 
 
 def main(argv):
@@ -682,15 +706,15 @@ def main(argv):
         lines, row = profile(name, spec, training_set, rounds, 2 if quick else 4, ref)
         print("\n".join(lines) + "\n", flush=True)
         rows.append(row)
-    print("### Summary: shares of the whole step\n")
+    print("### Summary: shares of the whole step, parts alone / again\n")
     print("| network | m | step us | parts us | GEMMs | elementwise | copies | Python | "
           "bound by |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
-    print("\nEach part is replayed alone, after the others: with colder caches than in the "
-          "step, and its own call from the harness. A small negative Python share says the "
-          "glue between calls is within that error.")
-
+    print("\nAlone: each part replayed after the others, its inputs untouched since the last "
+          "round; again: at once, its inputs in cache. The step reads some of its inputs "
+          "fresh and some not, so its parts cost between the two, and the Python between "
+          "its calls lies between the two shares.")
 
 if __name__ == "__main__":
     main(sys.argv[1:])
