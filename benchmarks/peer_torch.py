@@ -59,16 +59,23 @@ def make_model_epoch(torch, spec, rows, labels, mini_batch_size, eta, lmbda=0.0,
     """
     torch.manual_seed(seed)
     shape, layers, hidden = (1, 28, 28), [], False
-    items = [item.split(":") for item in spec.split(",")]
+    items = [item.split(":") if ":" in item else (item, "0") for item in spec.split(",")]
     for i, (kind, arg) in enumerate(items):
         arg, _, pad = arg.partition("p")  # conv:FxKxKpP: zero padding P
         nums, pad = [int(v) for v in arg.split("x")], int(pad or 0)
         last = i == len(items) - 1
+        after = items[i + 1][0] if not last else None  # a bn or a pool applies the ReLU
+        if kind == "bn":  # batch normalization, PyTorch's defaults (momentum 0.1)
+            layers.append(torch.nn.BatchNorm2d(shape[0]) if len(shape) == 3
+                          else torch.nn.BatchNorm1d(shape[0]))
+            if after != "pool":
+                layers.append(torch.nn.ReLU())
+            continue
         if kind == "conv":
             layer = torch.nn.Conv2d(shape[0], nums[0], nums[1], padding=pad)
             shape = (nums[0], shape[1] + 2 * pad - nums[1] + 1, shape[2] + 2 * pad - nums[1] + 1)
             layers.append(layer)
-            if items[i + 1][0] != "pool":
+            if after not in ("pool", "bn"):
                 layers.append(torch.nn.ReLU())
         elif kind == "pool":
             layers += [torch.nn.MaxPool2d(nums[0]), torch.nn.ReLU()]
@@ -82,7 +89,7 @@ def make_model_epoch(torch, spec, rows, labels, mini_batch_size, eta, lmbda=0.0,
             layer = torch.nn.Linear(shape[0], nums[0])
             shape = (nums[0],)
             layers.append(layer)
-            if not last:
+            if not last and after != "bn":
                 layers.append(torch.nn.ReLU())
         if kind != "pool":
             hidden = True
