@@ -417,7 +417,7 @@ def fc_forward(t, xp, name, layer, w, b, a, m):
 
 def conv_backward(t, xp, name, layer, w, cols, delta, need_input, m):
     """Conv.backward's calls: BP4 (nabla_w's spans), BP3, and for dC/dx the
-    GEMM w^T d and the col2im of k*k strided +="""
+    GEMM w^T d (w's columns offset-major) and the col2im of k*k +="""
     f, oh, ow = layer.shape_out
     d = xp.reshape(delta, (f, oh * ow * m))
     spans = -(-d.shape[1] // layers.SPAN)
@@ -428,24 +428,28 @@ def conv_backward(t, xp, name, layer, w, cols, delta, need_input, m):
            d.nbytes, d.size)
     if not need_input:
         return (gw, gb), None
-    dcols = t(f"{name}: BP2 GEMM w^T @ delta", "gemm", lambda: w.T @ d,
-              lambda r: w.nbytes + d.nbytes + r.nbytes, flops=2 * w.size * d.shape[1])
     (c, h, wd), k, p = layer.shape_in, layer.k, layer.pad
+    by_offset = t(f"{name}: w's columns offset-major", "copy",
+                  lambda: xp.reshape(xp.permute_dims(xp.reshape(w, (-1, c, k * k)), (0, 2, 1)),
+                                     (-1, k * k * c)), lambda r: 2 * r.nbytes)
+    dcols = t(f"{name}: BP2 GEMM w^T @ delta", "gemm", lambda: by_offset.T @ d,
+              lambda r: w.nbytes + d.nbytes + r.nbytes, flops=2 * w.size * d.shape[1])
     dx = t(f"{name}: zeros for dC/dx", "copy",
            lambda: xp.zeros((c, h + 2 * p, wd + 2 * p, m), dtype=delta.dtype), lambda r: r.nbytes)
-    t(f"{name}: col2im, {k * k} strided +=", "elementwise", lambda: col2im(layer, dcols, dx, m),
+    t(f"{name}: col2im, {k * k} contiguous +=", "elementwise", lambda: col2im(layer, dcols, dx, m),
       3 * dcols.nbytes, dcols.size, calls=k * k)
     return (gw, gb), dx[:, p:p + h, p:p + wd, :] if p else dx
 
 
 def col2im(layer, dcols, dx, m):
-    """Conv.backward's scatter of each kernel offset's share onto its shifted view."""
+    """Conv.backward's scatter of each kernel offset's share onto its shifted
+    view, from the offset-major dcols."""
     (c, _, _), k = layer.shape_in, layer.k
     _, oh, ow = layer.shape_out
-    dcols = np.reshape(dcols, (c, k * k, oh, ow, m))
+    dcols = np.reshape(dcols, (k * k, c, oh, ow, m))
     for i in range(k):
         for j in range(k):
-            dx[:, i:i + oh, j:j + ow, :] += dcols[:, i * k + j, ...]
+            dx[:, i:i + oh, j:j + ow, :] += dcols[i * k + j, ...]
 
 
 def pool_backward(t, xp, name, layer, w, cache, delta, need_input, m):
