@@ -208,6 +208,19 @@ class MaxPool:
 EPS, MOMENTUM = 1e-5, 0.1  # PyTorch's defaults
 
 
+def row_sums(xp, a):
+    """Each row's sum as a (rows, 1) column, by a matrix-vector product: one
+    pass on both cores, where a reduction is several on one."""
+    return a @ xp.ones((a.shape[1], 1), dtype=a.dtype)
+
+
+def row_dots(xp, a, b):
+    """Each row of a dotted with the same row of b, (rows, 1): a stack of
+    1 x k by k x 1 products, no a * b array made."""
+    rows, k = a.shape
+    return xp.reshape(xp.reshape(a, (rows, 1, k)) @ xp.reshape(b, (rows, k, 1)), (rows, 1))
+
+
 class BatchNorm:
     """Batch normalization (Ioffe and Szegedy, 2015): each channel's weighted
     inputs z (a neuron's, or a feature map's over all its positions, which
@@ -269,32 +282,35 @@ class BatchNorm:
             if k == 1:
                 raise ValueError(f"{self.where} cannot normalize a mini-batch of one example: "
                                  "it has no variance")
-            mu = xp.mean(z, axis=1, keepdims=True)
+            mu = row_sums(xp, z) / k
             zc = z - mu
-            var = xp.mean(zc * zc, axis=1, keepdims=True)
+            var = row_dots(xp, zc, zc) / k
             buffers[self.mean] = (1.0 - MOMENTUM) * buffers[self.mean] + MOMENTUM * mu
             buffers[self.var] = ((1.0 - MOMENTUM) * buffers[self.var]
                                  + MOMENTUM * (k / (k - 1)) * var)
         else:
             zc, var = z - buffers[self.mean], buffers[self.var]
         inv = 1.0 / xp.sqrt(var + EPS)
-        xhat = zc * inv
-        a = self.f(xp, w * xhat + b)
-        return xp.reshape(a, self.shape_out + (m,)), (xhat, inv, k if train else None)
+        y = zc * (w * inv)  # gamma xhat, xhat never made: backward works from zc
+        y += b
+        return xp.reshape(self.f(xp, y), self.shape_out + (m,)), (zc, inv, k if train else None)
 
     def backward(self, xp, w, cache, delta, need_input):
         """BP3/BP4's analogues dC/dbeta, dC/dgamma; and dC/dz through the
         batch's mean and variance, which every z of the channel moves:
         gamma / (k sigma) (k d - sum d - xhat sum d xhat).  With the running
         statistics (no k) they are constants, and dC/dz = gamma d / sigma."""
-        xhat, inv, k = cache
-        d = xp.reshape(delta, xhat.shape)
-        nabla_b = xp.sum(d, axis=1, keepdims=True)
-        nabla_w = xp.sum(d * xhat, axis=1, keepdims=True)
+        zc, inv, k = cache
+        d = xp.reshape(delta, zc.shape)
+        nabla_b = row_sums(xp, d)
+        nabla_w = row_dots(xp, d, zc) * inv  # sum of d xhat
         if not need_input:
             return (nabla_w, nabla_b), None
         if k is None:
-            dz = (w * inv) * d
-        else:
-            dz = (w * inv / k) * (k * d - nabla_b - xhat * nabla_w)
+            dz = d * (w * inv)
+        else:  # four passes over the channel's numbers, one array
+            dz = zc * (-(inv * nabla_w) / k)
+            dz += d
+            dz -= nabla_b / k
+            dz *= w * inv
         return (nabla_w, nabla_b), xp.reshape(dz, self.shape_in + (delta.shape[-1],))
