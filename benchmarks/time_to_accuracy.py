@@ -49,6 +49,12 @@ RECIPES = {
               dict(mini_batch_size=64, eta=0.1, lmbda=25.0, momentum=0.9, nesterov=True,
                    schedule="one-cycle", warmup=0.2, label_smoothing=0.1),
               3, True, (0.993, 0.995)),
+    # issue 27's speed recipe: batch normalization, one epoch of the expanded set
+    "speed-bn": (dict(layers="conv:16x5x5,bn,pool:2,conv:32x5x5,bn,pool:2,fc:128,bn,softmax:10",
+                      activation="relu", init="scaled"),
+                 dict(mini_batch_size=64, eta=0.2, lmbda=25.0, momentum=0.9, nesterov=True,
+                      schedule="one-cycle", warmup=0.2, label_smoothing=0.1),
+                 1, True, (0.993, 0.995)),
 }
 
 
