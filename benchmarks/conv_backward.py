@@ -196,9 +196,9 @@ def bincount(layer, w, d):
 
 
 DX_METHODS = {
-    "today: w^T d, col2im of 25 strided += (i outer)": today,
+    "before 2026-12-07: w^T d, col2im of 25 strided += (i outer)": today,
     "col2im, j outer": j_outer,
-    "col2im, dcols offset-major (contiguous sources)": offset_major,
+    "col2im, dcols offset-major (contiguous sources; Conv.backward since 2026-12-07)": offset_major,
     "col2im in two stages (5 column passes, 5 row passes)": two_stage,
     "full convolution: flipped kernels @ im2col of padded delta": full_conv,
     "rows: x-padded delta's x windows, one GEMM, 5 row +=": rows_gemm,
@@ -335,7 +335,7 @@ def max_diff(a, b):
 def dx_table(rounds):
     """Section 1: every dx method, per layer and m."""
     lines = ["### dC/dx of a conv layer (`benchmarks/conv_backward.py`)", "",
-             "| layer | m | method | median ms | ratio to today's | max abs diff f32 | "
+             "| layer | m | method | median ms | ratio to the first row | max abs diff f32 | "
              "max abs diff f64 |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, shape_in, filters, k, need in LAYERS:
         if not need:
