@@ -423,7 +423,7 @@ MUTANTS = [
     ("v2-unknown-field-accepted", "modelfile.py", '    for key in sorted(set(d) - set(fields) - {"kind"}):', "    for key in []:"),
     ("v2-field-type-unchecked", "modelfile.py", "        if not ok(d[key]):", "        if False:"),
     ("v2-classes-not-written", "modelfile.py", '"classes": None if net.classes is None else', '"classes": None if True else'),
-    ("v1-run-of-both-kinds-accepted", "modelfile.py", '    if marker(arrays) == RUN_FORMAT and "sizes" in arrays and "layers" in arrays:',
+    ("v1-run-of-both-kinds-accepted", "modelfile.py", '    if kind == RUN_FORMAT and "sizes" in arrays and "layers" in arrays:',
      "    if False:"),
     ("run-best-state-not-restored", "training.py", '            best.load_state_dict(arrays, net.asarray, prefix="best_")', "            pass"),
     ("run-best-state-not-saved", "training.py", '            arrays.update(self.best.state.state_dict(prefix="best_"))',

@@ -202,12 +202,12 @@ def _ints(arrays, key):
 def _described_v1(arrays):
     """(config, classes, seed) from a version-1 file's arrays: its kind is
     the marker's, or for a run whichever of `sizes` and `layers` it has."""
-    config = {"dtype": text(arrays, "dtype")}
+    config, kind = {"dtype": text(arrays, "dtype")}, marker(arrays)
     if config["dtype"] not in backend.DTYPES:
         raise ValueError(f"dtype {config['dtype']!r} is not one of {', '.join(backend.DTYPES)}")
-    if marker(arrays) == RUN_FORMAT and "sizes" in arrays and "layers" in arrays:
+    if kind == RUN_FORMAT and "sizes" in arrays and "layers" in arrays:
         raise ValueError("holds both a Network's sizes and a Model's layers")
-    if marker(arrays) == FORMAT or "sizes" in arrays and marker(arrays) == RUN_FORMAT:
+    if kind == FORMAT or "sizes" in arrays and kind == RUN_FORMAT:
         config.update(kind="network", sizes=_ints(arrays, "sizes"))
     else:
         dropout = arrays.small("dropout")
@@ -237,13 +237,14 @@ def _class(config, kinds):
     return kinds[config["kind"]]
 
 
-def declared(cls, config):
-    """{name: shape} of every array of the state a config declares, in the
-    order they are read: weights_0, biases_0, ..., then buffer.NAME."""
+def declared(params, buffers):
+    """{name: shape} of every array of a network's state, in the order they
+    are read: weights_0, biases_0, ... (params: [(w shape, b shape)]), then
+    buffer.NAME (buffers: {NAME: shape})."""
     shapes = {}
-    for i, (w_shape, b_shape) in enumerate(cls.param_shapes(config)):
+    for i, (w_shape, b_shape) in enumerate(params):
         shapes[f"weights_{i}"], shapes[f"biases_{i}"] = w_shape, b_shape
-    shapes.update((f"buffer.{name}", s) for name, s in cls.buffer_shapes(config).items())
+    shapes.update((f"buffer.{name}", s) for name, s in buffers.items())
     return shapes
 
 
@@ -275,8 +276,9 @@ def read(path, arrays, kinds, device, formats, fits=None):
         version = version_of(arrays, formats)
         config, classes, seed = (_described_v1 if version == 1 else _described_v2)(arrays)
         cls = _class(config, kinds)
-        shapes = declared(cls, config)
-        n_out = cls.param_shapes(config)[-1][0][0]
+        params = cls.param_shapes(config)
+        shapes = declared(params, cls.buffer_shapes(config))
+        n_out = params[-1][0][0]
         if fits is not None:
             fits(cls.n_in_of(config), n_out)
         state = finite_arrays(arrays, shapes)

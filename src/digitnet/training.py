@@ -191,7 +191,7 @@ class Run:
         self.optimizer.load_state_dict(arrays, state)
         self.best = None
         if state["best"] is not None:
-            best = net.store.copy()
+            best = Store(net.xp, net.weights, net.biases, net.store.buffers)  # own lists
             best.load_state_dict(arrays, net.asarray, prefix="best_")
             self.best = Best(state["best"], best)
 
