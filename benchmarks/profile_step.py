@@ -74,6 +74,7 @@ class Net(NamedTuple):
 NETS = {
     "chapter1": Net(None, dict(eta=3.0), 10, False),
     "dense": Net(RECIPES["dense"][0], RECIPES["dense"][1], 20, False),
+    "dense-levers": Net(RECIPES["dense-levers"][0], RECIPES["dense-levers"][1], 20, False),
     "conv-20": Net(RECIPES["conv"][0], RECIPES["conv"][1], 20, True),
     "conv-64": Net(RECIPES["conv"][0], RECIPES["conv"][1], 64, True),
     "speed-20": Net(SPEED_MODEL, SPEED_RUN, 20, True),

@@ -169,10 +169,11 @@ def has_out(xp):
 
 
 def to_numpy(a):
-    """A host NumPy copy (or view) of any backend's array."""
+    """A host NumPy copy (or view) of any backend's array, C-ordered (so a
+    fast-path block's view of its weights is saved as any array is)."""
     if hasattr(a, "get"):  # CuPy: one explicit device-to-host copy
-        return a.get()
-    return np.asarray(a)
+        a = a.get()
+    return np.asarray(a, order="C")
 
 
 def copy(xp, a):

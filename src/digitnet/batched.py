@@ -18,8 +18,9 @@ the weights costs as much as a GEMM:
   single subtraction (momentum: three passes; L2: two more);
 - on CuPy each elementwise chain is one fused kernel (kernels.py).
 
-Weights (and momentum velocities) are copied into this workspace at the
-start of an epoch and back into the network's lists at its end.
+The [w | b] matrices are the network's own: its store makes each layer's
+weights and bias views of one (params.blocks), once per run, and the
+optimizer its momentum or Adam buffers, so nothing is copied in or out.
 
 The code reads in the book's orientation (neurons x examples), but for
 m >= ROWS_FROM, for any layer wider than WIDE and on CuPy every buffer is
@@ -62,16 +63,16 @@ class Plan(NamedTuple):
 class FastBatched:
     """Preallocated state for training one network on one device dataset.
 
-    `spec` is net.dense_spec(); `decay` is eta lmbda / n, and `velocities` the
-    run's momentum buffers (pairs like the network's (w, b)); `l2` says the
+    `spec` is net.dense_spec(); `decay` is eta lmbda / n, and `optimizer`
+    the run's (optimizers.py), whose momentum buffers it steps; `l2` says the
     decay may change from step to step (set_decay: a per-step rate), `nesterov`
-    takes Nesterov's step, and `smoothing` is label smoothing's eps.  With
-    `adam` (an optimizers.Adam) each step is an AdamW step on its moments
-    (set_adam before each; the step's k is then 1/m, for the mean gradient).
+    takes Nesterov's step, and `smoothing` is label smoothing's eps.  With an
+    Adam `optimizer` each step is an AdamW step on its moments (set_adam
+    before each; the step's k is then 1/m, for the mean gradient).
     """
 
-    def __init__(self, net, spec, rows, labels, mini_batch_size, momentum=0.0, decay=0.0,
-                 velocities=None, l2=False, nesterov=False, smoothing=0.0, adam=None):
+    def __init__(self, net, spec, rows, labels, mini_batch_size, optimizer, momentum=0.0,
+                 decay=0.0, l2=False, nesterov=False, smoothing=0.0):
         xp = self.xp = net.xp
         self.net = net
         self.sizes, self.activation, self.output = spec.sizes, spec.activation, spec.output
@@ -89,15 +90,17 @@ class FastBatched:
         self.targets = xp.take(eye, labels, axis=0)
         # what a CUDA kernel reads instead: the label's target and the others'
         self.smooth = (eye[0, 0], eye[1, 0]) if smoothing else None
-        self.wb = [self.matrix(w.shape[0], w.shape[1] + 1) for w in net.weights]
+        adam = self.adam = optimizer if optimizer.kind == "adam" else None
+        self.wb = net.store.blocks(self.by_rows, self.matrix)
         self.nabla = [self.matrix(*wb.shape) for wb in self.wb]
-        self.velocities = velocities if momentum else None
-        self.vel = [self.matrix(*wb.shape) for wb in self.wb] if momentum else None
+        self.vel = (optimizer.blocks(("velocity_w", "velocity_b"), self.by_rows, self.matrix)
+                    if momentum and adam is None else None)
         self.scratch = ([self.matrix(*wb.shape) for wb in self.wb]
                         if momentum and nesterov or adam else None)
-        self.adam = adam
-        if adam is not None:  # its moments in the [w | b] layout, and its step's constants
-            self.moments = [(self.matrix(*wb.shape), self.matrix(*wb.shape)) for wb in self.wb]
+        if adam is not None:  # its moments as [w | b] blocks, and its step's constants
+            self.moments = list(zip(*(optimizer.blocks(pair, self.by_rows, self.matrix)
+                                      for pair in (("adam_m_w", "adam_m_b"),
+                                                   ("adam_v_w", "adam_v_b")))))
             c, weight = adam.config, 1 - adam.config.beta1
             self.low = weight < 0.5  # lerp's two forms, as PyTorch's
             self.weight = self.scalar(weight if self.low else 1 - weight)
@@ -113,10 +116,11 @@ class FastBatched:
         self.two55 = xp.asarray(255.0, dtype=xp.float32)
         self.labels = labels
         self.k = kernels.for_namespace(xp)
-        # A sigmoid chain trained by plain SGD keeps -[w | b]: the GEMM then
-        # gives -z, which the sigmoid wants, and negation is exact, so every
-        # number is the same bit for bit (BP2's -w^T delta meets a (a - 1),
-        # the update adds).  One call fewer per layer, which counts at m = 10.
+        # A sigmoid chain trained by plain SGD negates its blocks for the
+        # length of a pass (begin, end): the GEMM then gives -z, which the
+        # sigmoid wants, and negation is exact, so every number is the same
+        # bit for bit (BP2's -w^T delta meets a (a - 1), the update adds).
+        # One call fewer per layer, which counts at m = 10.
         self.negated = (self.activation == "sigmoid" and self.output == "sigmoid"
                         and not self.dropout and not momentum and self.decay is None
                         and adam is None)
@@ -146,39 +150,15 @@ class FastBatched:
         # float, and it keeps float32 arithmetic in float32.
         return self.xp.asarray(value, dtype=self.net.dtype)
 
-    def pairs(self):
-        """(block, its weight part, its bias part) of everything the
-        workspace keeps in the [w | b] layout beside the network's own."""
-        held = [(v, vw, vb) for v, (vw, vb) in zip(self.vel or (), self.velocities or ())]
-        if self.adam is not None:
-            L = self.adam.lists
-            for i, (mo, ve) in enumerate(self.moments):
-                held += [(mo, L["adam_m_w"][i], L["adam_m_b"][i]),
-                         (ve, L["adam_v_w"][i], L["adam_v_b"][i])]
-        return held
-
-    def load(self):
-        """Copy the network's weights and biases, and the optimizer's
-        buffers, into the workspace."""
-        for wb, w, b in zip(self.wb, self.net.weights, self.net.biases):
-            wb[:, :-1] = w
-            wb[:, -1:] = b
-            if self.negated:
+    def begin(self):
+        """Start a pass: the chapter-1 chain's blocks are negated while it runs."""
+        if self.negated:
+            for wb in self.wb:
                 self.xp.negative(wb, out=wb)
-        for block, w, b in self.pairs():
-            block[:, :-1] = w
-            block[:, -1:] = b
 
-    def store(self):
-        """Copy the trained parameters and buffers back, in place."""
-        for wb, w, b in zip(self.wb, self.net.weights, self.net.biases):
-            if self.negated:
-                self.xp.negative(wb, out=wb)
-            w[...] = wb[:, :-1]
-            b[...] = wb[:, -1:]
-        for block, w, b in self.pairs():
-            w[...] = block[:, :-1]
-            b[...] = block[:, -1:]
+    def end(self):
+        """End a pass (also one cut short): the network's own signs back."""
+        self.begin()
 
     def _plan(self, m):
         """Work arrays, and every view of them a step needs, for m examples.

@@ -66,11 +66,11 @@ def stepper(net, rows, labels, config, eta, optimizer=None):
     whole pass (the constant schedule's, which may have halved config.eta),
     or a function of the mini-batch's index in the pass (schedules.py);
     `optimizer` is the run's (optimizers.py; SGD's with fresh buffers when
-    None), which the fast path runs as its fused chains on SGD's velocities.
+    None), which the fast path runs as its fused chains on its buffers.
 
     step(idx) trains on the examples `idx`, each freshly distorted (augment.py)
-    when config.augment; begin() and end() bracket a pass (the fast path works
-    on its own copy of the parameters and hands them back at the end).
+    when config.augment; begin() and end() bracket a pass (end() also one cut
+    short: the fast path's chapter-1 chain holds the weights negated between).
     """
     xp, n = net.xp, rows.shape[0]
     m, momentum, engine = config.mini_batch_size, config.momentum, config.engine
@@ -83,16 +83,15 @@ def stepper(net, rows, labels, config, eta, optimizer=None):
     if engine == "batched" and backend.has_out(xp) and spec is not None and not config.augment:
         adam = optimizer if optimizer.kind == "adam" else None
         first = eta(0) if callable(eta) else eta
-        fast = FastBatched(net, spec, rows, labels, m, momentum=momentum,
-                           decay=optimizer.decay(first, n), velocities=optimizer.velocities
-                           if adam is None else None, l2=bool(config.lmbda),
-                           nesterov=config.nesterov, smoothing=config.label_smoothing, adam=adam)
+        fast = FastBatched(net, spec, rows, labels, m, optimizer, momentum=momentum,
+                           decay=optimizer.decay(first, n), l2=bool(config.lmbda),
+                           nesterov=config.nesterov, smoothing=config.label_smoothing)
         if adam is None and not callable(eta):  # SGD at one rate: the pass's k made once
             ks = {size: fast.scalar(eta / size) for size in {m, n % m or m}}
 
             def step(idx):
                 fast.step(idx, ks[idx.shape[0]])
-            return fast.load, step, fast.store
+            return fast.begin, step, fast.end
         # a per-step rate, or Adam: the step's constants anew each step
         rate = eta if callable(eta) else (lambda i: eta)
         steps = [0]
@@ -108,7 +107,7 @@ def stepper(net, rows, labels, config, eta, optimizer=None):
             if config.lmbda:
                 fast.set_decay(optimizer.decay(eta_now, n))
             fast.step(idx, fast.scalar(eta_now / idx.shape[0]))
-        return fast.load, step, fast.store
+        return fast.begin, step, fast.end
     # The plain path allocates its temporaries afresh every step (conv
     # layers: megabytes); the fast path has its own, and runs slower under
     # this setting (benchmarks/RESULTS.md), so only the plain path asks for it.

@@ -21,13 +21,13 @@ PyTorch's to within an ulp or two.  Biases are not decayed here either.
 
 Both are written once against `xp`, for every array namespace (the plain
 and per-example engines); the fast path (batched.py) runs each as a fused
-chain (kernels.py: a NumPy chain, one CuPy kernel) on copies of the same
-buffers in its [w | b] layout.  `state_dict()` gives
+chain (kernels.py: a NumPy chain, one CuPy kernel) on the same buffers,
+made views of its [w | b] blocks (`blocks`).  `state_dict()` gives
 the buffers as host arrays, by name, and `scalars()` the JSON numbers
 (Adam's step count), which checkpoints keep.
 """
 
-from . import backend
+from . import backend, params
 
 
 class Optimizer:
@@ -39,6 +39,15 @@ class Optimizer:
     def __init__(self, net, config):
         self.net, self.config = net, config
         self.lists = {name: None for name in self.BUFFERS}
+        self.held = {}  # blocks() calls' blocks, by pair of names
+
+    def blocks(self, pair, key, make):
+        """The buffers `pair` (the names of a (w, b) pair of lists) as [w | b]
+        blocks whose parts the lists now hold (params.blocks)."""
+        w, b = pair
+        self.held[pair] = params.blocks(self.lists[w], self.lists[b], self.held.get(pair),
+                                        key, make)
+        return [block for block, _, _ in self.held[pair][1]]
 
     def zeros(self, params):
         return [self.net.xp.zeros_like(p) for p in params]

@@ -8,6 +8,11 @@ state whole goes through the store: the trainer's best-epoch copy and its
 snapshot before each epoch (`copy`, `assign`), its divergence check
 (`finite`), and model files and checkpoints (`state_dict`,
 `load_state_dict`, by name: weights_0, biases_0, ..., buffer.NAME).
+
+The fast path (batched.py) trains each fully connected layer's weights and
+bias as one [w | b] matrix: `blocks` makes the store's arrays views of such
+matrices, so that it trains the network's own arrays, with nothing copied
+in or out.  An optimizer keeps its buffers the same way (optimizers.py).
 """
 
 from . import backend
@@ -22,6 +27,12 @@ class Store:
         self.weights = [] if weights is None else list(weights)
         self.biases = [] if biases is None else list(biases)
         self.buffers = {} if buffers is None else dict(buffers)
+        self.held = None  # the last blocks() call's blocks
+
+    def blocks(self, key, make):
+        """Each layer's [w | b], whose parts the lists now hold (see blocks)."""
+        self.held = blocks(self.weights, self.biases, self.held, key, make)
+        return [block for block, _, _ in self.held[1]]
 
     def named(self):
         """{name: array} of every parameter and buffer, in a fixed order."""
@@ -74,3 +85,24 @@ class Store:
         self.weights[:] = [loaded[f"weights_{i}"] for i in range(n)]
         self.biases[:] = [loaded[f"biases_{i}"] for i in range(n)]
         self.buffers.update((name, loaded[f"buffer.{name}"]) for name in self.buffers)
+
+
+def blocks(weights, biases, held, key, make):
+    """(key, [(block, w, b)]): one [w | b] matrix per layer, made by
+    make(rows, cols) in the layout `key` names, whose parts w and b the
+    lists `weights` and `biases` now hold, their values copied in once.
+
+    `held` is the last call's result, kept while the lists still hold its
+    views in that layout; a list entry assigned since (a restored best
+    epoch, a loaded file) is copied into new blocks.
+    """
+    if held is not None and held[0] == key and len(held[1]) == len(weights) and all(
+            w is hw and b is hb for (_, hw, hb), w, b in zip(held[1], weights, biases)):
+        return held
+    parts = []
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        block = make(w.shape[0], w.shape[1] + 1)
+        block[:, :-1], block[:, -1:] = w, b
+        weights[i], biases[i] = block[:, :-1], block[:, -1:]
+        parts.append((block, weights[i], biases[i]))
+    return key, parts

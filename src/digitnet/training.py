@@ -212,12 +212,14 @@ def run_epoch(run, rows, labels, progress=None, stop=None, epochs=None):
     if progress is not None:
         batches = progress(batches)
     begin()
-    with backend.quiet_overflow(xp):
-        for k in batches:
-            step(order[k:min(k + m, n)])
-            if stop is not None and stop():
-                return False
-    end()
+    try:
+        with backend.quiet_overflow(xp):
+            for k in batches:
+                step(order[k:min(k + m, n)])
+                if stop is not None and stop():
+                    return False
+    finally:
+        end()
     backend.synchronize(xp)
     if scheduled:
         run.eta = scheduled(-(-n // m) - 1)
