@@ -53,12 +53,15 @@ import numpy as np
 import digitnet as dn
 from digitnet import backend, engines, layers, schedules, training
 from digitnet.costs import COSTS
-from digitnet.layers import Conv, FullyConnected, MaxPool, identity_back
+from digitnet.layers import BatchNorm, Conv, FullyConnected, MaxPool, identity_back
 
 from vs_torch import RECIPES, gemm_rate
 
 SPEED = "conv:16x5x5,pool:2,conv:32x5x5,pool:2,fc:128,softmax:10"
 SPEED_MODEL = dict(layers=SPEED, activation="relu", init="scaled")
+# the README's speed recipe since batch normalization (issue 27)
+SPEED_BN_MODEL = dict(SPEED_MODEL, layers="conv:16x5x5,bn,pool:2,conv:32x5x5,bn,pool:2,fc:128,bn,"
+                      "softmax:10")
 # README's speed recipe (its run options; --expand is the `expanded` flag below)
 SPEED_RUN = dict(eta=0.1, momentum=0.9, nesterov=True, lmbda=25.0, schedule="one-cycle",
                  warmup=0.2, label_smoothing=0.1, epochs=3)
@@ -79,6 +82,7 @@ NETS = {
     "conv-64": Net(RECIPES["conv"][0], RECIPES["conv"][1], 64, True),
     "speed-20": Net(SPEED_MODEL, SPEED_RUN, 20, True),
     "speed-64": Net(SPEED_MODEL, SPEED_RUN, 64, True),
+    "speed-bn-64": Net(SPEED_BN_MODEL, dict(SPEED_RUN, eta=0.2, epochs=1), 64, True),
 }
 N_ROWS = 10_000  # rows the steps draw their mini-batches from
 
@@ -266,9 +270,13 @@ def fast_parts(step):
     """The FastBatched object and the step's k = eta/m inside stepper's
     constant-rate step: the breakdown replays the very plan training runs."""
     found = inspect.getclosurevars(step).nonlocals
-    if "fast" not in found or "ks" not in found:
-        raise RuntimeError("engines.stepper's fast step changed shape: update fast_parts")
-    return found["fast"], found["ks"]
+    if "fast" in found and "ks" in found:
+        return found["fast"], found["ks"]
+    if "fast" in found and "rate" in found and "means" in found:
+        # a per-step rate (the levers): the same plan, k at the pass's first rate
+        fast, eta = found["fast"], found["rate"](0)
+        return fast, {size: fast.scalar(eta / size) for size in found["means"]}
+    raise RuntimeError("engines.stepper's fast step changed shape: update fast_parts")
 
 
 def trace_fast(fast, idx, k):
@@ -473,8 +481,32 @@ def fc_backward(t, xp, name, layer, w, x, delta, need_input, m):
     return (gw, gb), xp.reshape(d_in, layer.shape_in + (m,))
 
 
-FORWARD = {Conv: conv_forward, MaxPool: pool_forward, FullyConnected: fc_forward}
-BACKWARD = {Conv: conv_backward, MaxPool: pool_backward, FullyConnected: fc_backward}
+def bn_forward(t, xp, name, layer, w, b, a, m):
+    """BatchNorm.forward whole: its statistics (two matrix-product sums),
+    the centring, the scale and shift and the activation, ~6 passes; the
+    running statistics it moves are put back for the step to move them."""
+    buffers = layer_buffers(layer)
+    out, cache = t(f"{name}: batch norm forward (stats, normalize, activation)", "elementwise",
+                   lambda: layer.forward(xp, w, b, a, dict(buffers), True),
+                   6 * a.nbytes, 6 * a.size, calls=10)
+    return out, cache
+
+
+def bn_backward(t, xp, name, layer, w, cache, delta, need_input, m):
+    grads, d_in = t(f"{name}: batch norm backward (sums, 4 passes)", "elementwise",
+                    lambda: layer.backward(xp, w, cache, delta, need_input),
+                    7 * delta.nbytes, 6 * delta.size, calls=9)
+    return grads, d_in
+
+
+def layer_buffers(layer):
+    return {k: np.zeros(s, dtype=np.float32) for k, s in layer.buffer_shapes().items()}
+
+
+FORWARD = {Conv: conv_forward, MaxPool: pool_forward, FullyConnected: fc_forward,
+           BatchNorm: bn_forward}
+BACKWARD = {Conv: conv_backward, MaxPool: pool_backward, FullyConnected: fc_backward,
+            BatchNorm: bn_backward}
 
 
 def sgd_traffic(config):
