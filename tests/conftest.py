@@ -15,6 +15,29 @@ def blobs(n, features=12, classes=4, seed=0, noise=0.15, dtype=np.float64):
     return Dataset(images.T.astype(dtype), labels)
 
 
+def finite_differences(model, x, y, masks, cost, per_array, eps=1e-6):
+    """(i, index, backprop's entry, central difference of cost(model, x, y,
+    masks)) for a random sample of per_array entries of every weight, then
+    every bias array."""
+    from digitnet import backend
+    xp, rng = model.xp, np.random.default_rng(0)
+    nabla_b, nabla_w = model.backprop(x, y, masks)
+    for params, nablas in ((model.weights, nabla_w), (model.biases, nabla_b)):
+        for i, analytic in enumerate(nablas):
+            p, analytic = backend.to_numpy(params[i]).copy(), backend.to_numpy(analytic)
+            assert analytic.shape == p.shape
+            flat = rng.choice(p.size, min(per_array, p.size), replace=False)
+            for ix in zip(*np.unravel_index(flat, p.shape)):
+                costs = []
+                for sign in (1, -1):
+                    q = p.copy()
+                    q[ix] += sign * eps
+                    params[i] = xp.asarray(q)
+                    costs.append(cost(model, x, y, masks))
+                params[i] = xp.asarray(p)
+                yield i, ix, analytic[ix], (costs[0] - costs[1]) / (2 * eps)
+
+
 def _namespaces():
     spaces = [pytest.param("numpy", id="numpy"), pytest.param("strict", id="strict")]
     spaces.append(pytest.param("cupy", id="cupy", marks=pytest.mark.gpu))

@@ -16,7 +16,7 @@ from digitnet.costs import COSTS
 from digitnet.data import Dataset
 from digitnet.layers import BatchNorm
 from digitnet.model import Model
-from conftest import blobs, load_namespace
+from conftest import blobs, finite_differences, load_namespace
 
 EPS = 1e-5
 
@@ -72,23 +72,8 @@ def test_gradients_with_bn_match_finite_differences(xp, layers, cost, activation
     x, y = batch(int(np.prod(shape)), model.n_out, m=5)
     x, y = xp.asarray(x), xp.asarray(y)
     masks = model.dropout_masks(5) if dropout else None
-    nabla_b, nabla_w = model.backprop(x, y, masks)
-    rng, eps = np.random.default_rng(0), 1e-6
-    for params, nablas in ((model.weights, nabla_w), (model.biases, nabla_b)):
-        for i, analytic in enumerate(nablas):
-            p, analytic = backend.to_numpy(params[i]).copy(), backend.to_numpy(analytic)
-            assert analytic.shape == p.shape
-            for ix in zip(*np.unravel_index(rng.choice(p.size, min(10, p.size), replace=False),
-                                            p.shape)):
-                costs = []
-                for sign in (1, -1):
-                    q = p.copy()
-                    q[ix] += sign * eps
-                    params[i] = xp.asarray(q)
-                    costs.append(training_cost(model, x, y, masks))
-                params[i] = xp.asarray(p)
-                numeric = (costs[0] - costs[1]) / (2 * eps)
-                assert analytic[ix] == pytest.approx(numeric, rel=1e-5, abs=1e-8), (i, ix)
+    for i, ix, analytic, numeric in finite_differences(model, x, y, masks, training_cost, 10):
+        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-8), (i, ix)
 
 
 # -- the layer against PyTorch and a NumPy reference ------------------------

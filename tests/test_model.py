@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import finite_differences
 from digitnet import Network, backend, checkpoint
 from digitnet.costs import COSTS
 from digitnet.data import Dataset, expand
@@ -27,26 +28,10 @@ def summed_cost(model, x, y, masks):
 def numeric_gradient_error(model, x, y, masks, per_array=12, eps=1e-6):
     """Largest relative error between backprop and central differences over a
     random sample of every weight and bias."""
-    xp, rng = model.xp, np.random.default_rng(0)
-    nabla_b, nabla_w = model.backprop(x, y, masks)
     worst = 0.0
-    for params, nablas in ((model.weights, nabla_w), (model.biases, nabla_b)):
-        for i, analytic in enumerate(nablas):
-            p = backend.to_numpy(params[i]).copy()
-            analytic = backend.to_numpy(analytic)
-            assert analytic.shape == p.shape
-            flat = rng.choice(p.size, min(per_array, p.size), replace=False)
-            for ix in zip(*np.unravel_index(flat, p.shape)):
-                costs = []
-                for sign in (1, -1):
-                    q = p.copy()
-                    q[ix] += sign * eps
-                    params[i] = xp.asarray(q)
-                    costs.append(summed_cost(model, x, y, masks))
-                params[i] = xp.asarray(p)
-                numeric = (costs[0] - costs[1]) / (2 * eps)
-                worst = max(worst, abs(numeric - analytic[ix]) /
-                            max(abs(numeric) + abs(analytic[ix]), 1e-7))
+    for _, _, analytic, numeric in finite_differences(model, x, y, masks, summed_cost,
+                                                      per_array, eps):
+        worst = max(worst, abs(numeric - analytic) / max(abs(numeric) + abs(analytic), 1e-7))
     return worst
 
 

@@ -47,7 +47,7 @@ class Optimizer:
         w, b = pair
         self.held[pair] = params.blocks(self.lists[w], self.lists[b], self.held.get(pair),
                                         key, make)
-        return [block for block, _, _ in self.held[pair][1]]
+        return self.held[pair][1]
 
     def zeros(self, params):
         return [self.net.xp.zeros_like(p) for p in params]

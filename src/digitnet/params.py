@@ -32,7 +32,7 @@ class Store:
     def blocks(self, key, make):
         """Each layer's [w | b], whose parts the lists now hold (see blocks)."""
         self.held = blocks(self.weights, self.biases, self.held, key, make)
-        return [block for block, _, _ in self.held[1]]
+        return self.held[1]
 
     def named(self):
         """{name: array} of every parameter and buffer, in a fixed order."""
@@ -88,7 +88,7 @@ class Store:
 
 
 def blocks(weights, biases, held, key, make):
-    """(key, [(block, w, b)]): one [w | b] matrix per layer, made by
+    """(key, [block], [(w, b)]): one [w | b] matrix per layer, made by
     make(rows, cols) in the layout `key` names, whose parts w and b the
     lists `weights` and `biases` now hold, their values copied in once.
 
@@ -96,13 +96,13 @@ def blocks(weights, biases, held, key, make):
     views in that layout; a list entry assigned since (a restored best
     epoch, a loaded file) is copied into new blocks.
     """
-    if held is not None and held[0] == key and len(held[1]) == len(weights) and all(
-            w is hw and b is hb for (_, hw, hb), w, b in zip(held[1], weights, biases)):
+    if held is not None and held[0] == key and len(held[2]) == len(weights) and all(
+            w is hw and b is hb for (hw, hb), w, b in zip(held[2], weights, biases)):
         return held
-    parts = []
+    made = []
     for i, (w, b) in enumerate(zip(weights, biases)):
         block = make(w.shape[0], w.shape[1] + 1)
         block[:, :-1], block[:, -1:] = w, b
         weights[i], biases[i] = block[:, :-1], block[:, -1:]
-        parts.append((block, weights[i], biases[i]))
-    return key, parts
+        made.append(block)
+    return key, made, list(zip(weights, biases))
