@@ -23,8 +23,13 @@ import inspect
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+# Numba's cache (digitnet/jit.py) names a function's module: one compiled
+# here as digitnet_b must not be found by a later run of digitnet.
+os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="ab_speed_numba_")
 
 CONV = "conv:20x5x5,pool:2,conv:40x5x5,pool:2,fc:100,softmax:10"
 

@@ -412,6 +412,14 @@ MUTANTS = [
     ('fast-adam-other-lerp-weight', 'batched.py', '            self.weight = self.scalar(weight if self.low else 1 - weight)', '            self.weight = self.scalar(weight)'),
     ('fast-adam-negated', 'batched.py', '                        and adam is None)', '                        )'),
     ('job-kept-path-absolute', 'cli_runs.py', '                job.relative[key] = not os.path.isabs(value)', '                job.relative[key] = False'),
+    # the compiled update (jit.py): bias decayed, layout ignored, rounding reordered
+    ("jit-bias-decayed", "jit.py", "    return cols if last_row else cols - 1", "    return cols"),
+    ("jit-layout-ignored", "jit.py", "        return tuple(a.T for a in arrays), True",
+     "        return tuple(a.T for a in arrays), False"),
+    ("jit-rounding-reordered", "jit.py", "            s = (v[i, j] * mu - nabla[i, j]) - wb[i, j] * decay",
+     "            s = v[i, j] * mu - (nabla[i, j] + wb[i, j] * decay)"),
+    ("jit-nesterov-lookahead-lost", "jit.py", "            wb[i, j] = (wb[i, j] + s * mu) - g",
+     "            wb[i, j] = (wb[i, j] + s) - g"),
     # issue 27's padding
     ("conv-padding-not-cropped", "layers.py", "        return grads, dx[:, p:p + h, p:p + wd, :] if p else dx",
      "        return grads, dx[:, :h, :wd, :]"),

@@ -226,6 +226,7 @@ def test_info_lists_verified_data(mnist_dir, capsys):
     out = capsys.readouterr().out
     assert out.startswith("digitnet  0.1.0\npython    ")
     assert "\nnumpy     " in out and "\nblas      " in out and "\ncuda      " in out
+    assert "\nnumba     " in out
     assert (f"  mnist         all 4 files verified\n                in "
             f"{(mnist_dir / 'mnist').resolve()} (--data-dir)\n") in out
     assert cli.main(["info", "--json", "--data-dir", str(mnist_dir)]) == 0

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend, kernels
+from . import backend
 
 ROWS_FROM = 50
 WIDE = 100
@@ -115,7 +115,8 @@ class FastBatched:
         self.keep_p = self.scalar(1.0 - self.dropout)  # dropout's 1 - p
         self.two55 = xp.asarray(255.0, dtype=xp.float32)
         self.labels = labels
-        self.k = kernels.for_namespace(xp)
+        from . import jit  # Numba (0.3 s to import) only once a fast path is built
+        self.k = jit.for_namespace(xp)
         # A sigmoid chain trained by plain SGD negates its blocks for the
         # length of a pass (begin, end): the GEMM then gives -z, which the
         # sigmoid wants, and negation is exact, so every number is the same

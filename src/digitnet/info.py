@@ -31,6 +31,14 @@ def blas():
         return {"name": None, "version": None, "threads": None}
 
 
+def jit():
+    """Numba's version and whether the fast path's update is compiled (jit.py)."""
+    from . import jit as compiled
+    if compiled.numba is None:
+        return {"numba": None, "used": False}
+    return {"numba": compiled.numba.__version__, "used": compiled.available()}
+
+
 def cuda():
     """{usable, device or reason, cupy version, nvrtc, headers}; imports CuPy
     only if it is there.  NVRTC and the CUDA headers are what CuPy builds
@@ -80,6 +88,7 @@ def info(data_dir=None):
             "python": f"{platform.python_version()} ({sys.executable})",
             "numpy": np.__version__,
             "blas": blas(),
+            "jit": jit(),
             "cuda": cuda(),
             "data_dir": {name: {"path": str(p.path.resolve()), "from": p.why}
                          for name, p in places.items()},
@@ -94,6 +103,10 @@ def format_info(d):
              f"python    {d['python']}",
              f"numpy     {d['numpy']}",
              f"blas      {b.get('name') or 'unknown'} {b.get('version') or ''}{threads}".rstrip(),
+             "numba     " + (f"{d['jit']['numba']}, the update compiled"
+                                if d["jit"]["used"] else
+                                f"{d['jit']['numba']}, switched off (DIGITNET_JIT=0)"
+                                if d["jit"]["numba"] else "not installed (the `fast` extra)"),
              f"cupy      {c.get('cupy') or 'not installed'}",
              f"nvrtc     {c.get('nvrtc') or 'not found'}",
              f"cuda inc  {c.get('headers') or 'not found'}",

@@ -1,0 +1,155 @@
+"""The fast path's update on the CPU as one compiled loop (Numba), when installed.
+
+NumPy has no fusion: the update of a [w | b] block is a chain of three to
+eleven in-place ufunc calls (kernels.NumpyKernels), and each call is a full
+pass over the block.  At fc:300 that block is ~1 MB, so the passes, not
+the GEMMs, were most of a step with momentum or Nesterov.  Here each SGD
+update of a block of at least SMALL elements is one loop that reads and
+writes each element once, as CuPy's fused kernels do on a GPU.
+
+Bit for bit what the chain computes: the same operations on the same
+operands in the same order, each rounded to the dtype.  Numba compiles
+without fast-math, so LLVM neither contracts a * b + c into a fused
+multiply-add nor reorders; the tests compare every call against the chain.
+
+Everything else stays the NumPy chains: the other chains work on (n, m)
+buffers a few thousand elements long, where a call's dispatch, not the
+pass, is the cost; so does Adam (see NumbaKernels).  Install with the ``fast`` extra; without Numba (or with
+DIGITNET_JIT=0) the fast path uses the NumPy chains.
+"""
+
+import os
+
+from . import kernels
+from .kernels import NumpyKernels
+
+try:
+    import numba
+except ImportError:  # the `fast` extra is optional
+    numba = None
+
+
+# Below this many elements a block's chain is as fast as the loop, whose
+# dispatch costs ~5 us (10 x 301: chain 6.0 us, loop 7.7; 30 x 785: 19.9
+# against 15.7, on the 2-core Xeon of benchmarks/RESULTS.md).
+SMALL = 8192
+
+
+def available():
+    """Whether the compiled update is used: Numba installed, not switched off."""
+    return numba is not None and os.environ.get("DIGITNET_JIT", "1") != "0"
+
+
+def _compiled(fn):
+    # cache=True keeps the machine code beside this file (or in Numba's user
+    # cache), so only a machine's first run pays the compile (~1 s a kernel).
+    # error_model="numpy": x / 0 is inf, as in the chain, not an exception.
+    if numba is None:
+        return fn
+    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+
+
+def _inline(fn):
+    return numba.njit(inline="always")(fn) if numba is not None else fn
+
+
+# Each loop walks a C-contiguous (R, C) array; `last_row` says where the
+# biases are, which L2 leaves alone: the last row when the block is stored
+# transposed (batched.py's by_rows layout), else the last column.  A row's
+# decayed weights come first, then its other elements, each in a loop with
+# no branch per element and a start of 0 (LLVM then vectorizes it: a loop
+# over range(n, cols) ran 3-4x slower).
+
+@_inline
+def _decayed(rows, cols, i, decayed, last_row):
+    """How many of row i's elements, from the left, are decayed weights."""
+    if not decayed or last_row and i == rows - 1:
+        return 0
+    return cols if last_row else cols - 1
+
+
+@_compiled
+def _sgd(wb, nabla, keep, decayed, last_row):
+    """wb = (wb keep) - nabla, keep on the weights when decayed."""
+    rows, cols = wb.shape
+    for i in range(rows):
+        n = _decayed(rows, cols, i, decayed, last_row)
+        for j in range(n):
+            wb[i, j] = wb[i, j] * keep - nabla[i, j]
+        for j in range(cols - n):
+            wb[i, n + j] = wb[i, n + j] - nabla[i, n + j]
+
+
+@_compiled
+def _momentum(wb, nabla, v, mu, decay, decayed, last_row):
+    """v = (mu v - nabla) - decay w (weights only), wb = wb + v."""
+    rows, cols = wb.shape
+    for i in range(rows):
+        n = _decayed(rows, cols, i, decayed, last_row)
+        for j in range(n):
+            s = (v[i, j] * mu - nabla[i, j]) - wb[i, j] * decay
+            v[i, j] = s
+            wb[i, j] = wb[i, j] + s
+        for j in range(cols - n):
+            s = v[i, n + j] * mu - nabla[i, n + j]
+            v[i, n + j] = s
+            wb[i, n + j] = wb[i, n + j] + s
+
+
+@_compiled
+def _nesterov(wb, nabla, v, mu, decay, decayed, last_row):
+    """g = nabla + w decay (weights only), v = mu v - g, wb = (wb + mu v) - g."""
+    rows, cols = wb.shape
+    for i in range(rows):
+        n = _decayed(rows, cols, i, decayed, last_row)
+        for j in range(n):
+            g = nabla[i, j] + wb[i, j] * decay
+            s = v[i, j] * mu - g
+            v[i, j] = s
+            wb[i, j] = (wb[i, j] + s * mu) - g
+        for j in range(cols - n):
+            g = nabla[i, n + j]
+            s = v[i, n + j] * mu - g
+            v[i, n + j] = s
+            wb[i, n + j] = (wb[i, n + j] + s * mu) - g
+
+
+def _rows(*arrays):
+    """The arrays as C-contiguous views and whether the biases are the last
+    row (a block stored transposed), or None for a layout the loops do not
+    take (the chain then runs)."""
+    if all(a.flags.c_contiguous for a in arrays):
+        return arrays, False
+    if all(a.flags.f_contiguous for a in arrays):
+        return tuple(a.T for a in arrays), True
+    return None, None
+
+
+class NumbaKernels(NumpyKernels):
+    """NumpyKernels with SGD's update one compiled loop.
+
+    Adam keeps its chain: its loop, written the same way, ran 4-6x slower
+    than the chain where no weight decays (not understood).
+    """
+
+    @staticmethod
+    def update(xp, wb, nabla, v, w, nabla_w, v_w, mu, decay, keep, scratch=None):
+        arrays, last_row = _rows(wb, nabla) if v is None else _rows(wb, nabla, v)
+        if arrays is None or wb.size < SMALL:
+            return NumpyKernels.update(xp, wb, nabla, v, w, nabla_w, v_w, mu, decay, keep,
+                                       scratch)
+        decayed = decay is not None
+        if v is None:
+            _sgd(*arrays, keep[()], decayed, last_row)
+        else:
+            (_nesterov if scratch is not None else _momentum)(
+                *arrays, mu[()], (decay if decayed else mu)[()], decayed, last_row)
+
+
+def for_namespace(xp):
+    """kernels.for_namespace, with NumbaKernels for its NumPy chains when available."""
+    chosen = kernels.for_namespace(xp)
+    return NumbaKernels if chosen is NumpyKernels and available() else chosen
+
+
+__all__ = ["NumbaKernels", "available", "for_namespace"]
