@@ -51,7 +51,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 import digitnet as dn
-from digitnet import backend, engines, layers, schedules, training
+from digitnet import backend, engines, jit, layers, schedules, training
 from digitnet.costs import COSTS
 from digitnet.layers import BatchNorm, Conv, FullyConnected, MaxPool, identity_back
 
@@ -308,7 +308,11 @@ def trace_fast(fast, idx, k):
         rec.label = f"{names[l]} BP3+BP4"
         rec.dot(left, right, out=product)
         rec.label = f"{names[l]} {update.__name__}"
-        update(rec, *args[1:])
+        if update.__qualname__.startswith("NumbaKernels.") and args[1].size >= jit.SMALL:
+            # jit.py's compiled update: one call, no chain to record
+            rec.call("compiled loop", update, np, *args[1:])
+        else:
+            update(rec, *args[1:])
     return rec.calls
 
 
@@ -320,6 +324,10 @@ def call_op(call, written):
     if call.name == "dot":
         a, b = call.args[:2]
         kind, flops, moved = "gemm", 2 * a.shape[0] * a.shape[1] * b.shape[1], a.nbytes + b.nbytes
+    elif call.name == "compiled loop":  # jit.py's update: reads wb, nabla, v; writes wb, v
+        wb, nabla, v = call.args[1:4]
+        kind, flops = "elementwise", wb.size
+        moved = 2 * wb.nbytes + nabla.nbytes + (2 * v.nbytes if v is not None else 0)
     elif call.name == "take":  # reads only the rows it gathers
         kind, flops, moved = "copy", 0, out.nbytes + call.args[1].nbytes
     else:
@@ -354,7 +362,8 @@ def fast_ops(trainee, idx):
         fast.step(idx, ks[idx.shape[0]])
     if not all(np.array_equal(a, b) for a, b in zip(held, traced)):
         raise RuntimeError("trace_fast no longer takes FastBatched.step's step: update it")
-    written = [c.kwargs["out"] for c in calls if "out" in c.kwargs]
+    written = [c.kwargs["out"] for c in calls if "out" in c.kwargs] + [
+        a for c in calls if c.name == "compiled loop" for a in c.args[1:4] if a is not None]
     return [call_op(c, written) for c in calls]
 
 
