@@ -81,3 +81,28 @@ def test_conv_evaluation_chunk(benchmark, mnist_slice, chunk):
                        iterations=1)
     record(benchmark, len(data), engine="evaluate", device="numpy", sizes="lenet-relu",
            m=chunk, dtype="float32")
+
+
+LEVERS = dict(nesterov=True, schedule="one-cycle", warmup=0.2, label_smoothing=0.1, epochs=1)
+
+
+@pytest.mark.parametrize("levers", [False, True], ids=["recipe", "levers"])
+@pytest.mark.parametrize("update", ["compiled", "chain"])
+def test_dense_update_compiled_or_chain(benchmark, mnist_slice, monkeypatch, update, levers):
+    """The dense recipe at m = 20 (and with the speedrun's levers): the fast
+    path's update as Numba's one loop (jit.py) or as NumPy's chain of passes."""
+    jit = pytest.importorskip("digitnet.jit")
+    if update == "compiled" and not jit.available():
+        pytest.skip("Numba is not installed (the `fast` extra)")
+    monkeypatch.setenv("DIGITNET_JIT", "1" if update == "compiled" else "0")
+    model_options, options = NETS["fc300-relu"]
+    model = Model(**model_options, device="cpu", seed=0)
+    data = mnist_slice[:N["fc300-relu"]]
+    rows, labels = to_device(model, data)
+    run = Run(model, mini_batch_size=20, **options, **(LEVERS if levers else {}))
+    benchmark.group = "dense update" + (" with the levers" if levers else "")
+    benchmark.name = update
+    benchmark.pedantic(run_epoch, args=(run, rows, labels), rounds=3, warmup_rounds=1,
+                       iterations=1)
+    record(benchmark, len(data), engine="model", device="numpy", sizes="fc300-relu", m=20,
+           dtype="float32", update=update)
