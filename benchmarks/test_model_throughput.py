@@ -7,7 +7,7 @@ CPU (a conv net's im2col matrices fall out of cache as m grows).
 
 import pytest
 
-from digitnet import backend
+from digitnet import backend, jit
 from digitnet.model import Model
 from digitnet.training import Run, measure, run_epoch, to_device
 
@@ -91,7 +91,6 @@ LEVERS = dict(nesterov=True, schedule="one-cycle", warmup=0.2, label_smoothing=0
 def test_dense_update_compiled_or_chain(benchmark, mnist_slice, monkeypatch, update, levers):
     """The dense recipe at m = 20 (and with the speedrun's levers): the fast
     path's update as Numba's one loop (jit.py) or as NumPy's chain of passes."""
-    jit = pytest.importorskip("digitnet.jit")
     if update == "compiled" and not jit.available():
         pytest.skip("Numba is not installed (the `fast` extra)")
     monkeypatch.setenv("DIGITNET_JIT", "1" if update == "compiled" else "0")

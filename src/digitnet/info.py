@@ -95,6 +95,13 @@ def info(data_dir=None):
             "datasets": datasets(places)}
 
 
+def _numba_line(j):
+    if not j["numba"]:
+        return "not installed (the `fast` extra)"
+    return f"{j['numba']}, " + ("the update compiled" if j["used"]
+                                else "switched off (DIGITNET_JIT=0)")
+
+
 def format_info(d):
     """The dict of `info` as the lines `digitnet info` prints."""
     b, c = d["blas"], d["cuda"]
@@ -103,10 +110,7 @@ def format_info(d):
              f"python    {d['python']}",
              f"numpy     {d['numpy']}",
              f"blas      {b.get('name') or 'unknown'} {b.get('version') or ''}{threads}".rstrip(),
-             "numba     " + (f"{d['jit']['numba']}, the update compiled"
-                                if d["jit"]["used"] else
-                                f"{d['jit']['numba']}, switched off (DIGITNET_JIT=0)"
-                                if d["jit"]["numba"] else "not installed (the `fast` extra)"),
+             "numba     " + _numba_line(d["jit"]),
              f"cupy      {c.get('cupy') or 'not installed'}",
              f"nvrtc     {c.get('nvrtc') or 'not found'}",
              f"cuda inc  {c.get('headers') or 'not found'}",

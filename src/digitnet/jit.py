@@ -1,7 +1,7 @@
 """The fast path's update on the CPU as one compiled loop (Numba), when installed.
 
-NumPy has no fusion: the update of a [w | b] block is a chain of three to
-eleven in-place ufunc calls (kernels.NumpyKernels), and each call is a full
+NumPy has no fusion: the SGD update of a [w | b] block is a chain of two
+to seven in-place ufunc calls (kernels.NumpyKernels), and each call is a full
 pass over the block.  At fc:300 that block is ~1 MB, so the passes, not
 the GEMMs, were most of a step with momentum or Nesterov.  Here each SGD
 update of a block of at least SMALL elements is one loop that reads and
@@ -14,14 +14,14 @@ multiply-add nor reorders; the tests compare every call against the chain.
 
 Everything else stays the NumPy chains: the other chains work on (n, m)
 buffers a few thousand elements long, where a call's dispatch, not the
-pass, is the cost; so does Adam (see NumbaKernels).  Install with the ``fast`` extra; without Numba (or with
-DIGITNET_JIT=0) the fast path uses the NumPy chains.
+pass, is the cost; so does Adam (see NumbaKernels).  Install with the
+``fast`` extra; without Numba (or with DIGITNET_JIT=0) the fast path uses
+the NumPy chains.
 """
 
 import os
 
-from . import kernels
-from .kernels import NumpyKernels
+from .kernels import NumpyKernels, for_namespace as _chains_for
 
 try:
     import numba
@@ -42,7 +42,7 @@ def available():
 
 def _compiled(fn):
     # cache=True keeps the machine code beside this file (or in Numba's user
-    # cache), so only a machine's first run pays the compile (~1 s a kernel).
+    # cache), so only a machine's first run pays the compile (~0.7 s a loop).
     # error_model="numpy": x / 0 is inf, as in the chain, not an exception.
     if numba is None:
         return fn
@@ -134,8 +134,9 @@ class NumbaKernels(NumpyKernels):
 
     @staticmethod
     def update(xp, wb, nabla, v, w, nabla_w, v_w, mu, decay, keep, scratch=None):
-        arrays, last_row = _rows(wb, nabla) if v is None else _rows(wb, nabla, v)
-        if arrays is None or wb.size < SMALL:
+        arrays, last_row = (None, None) if wb.size < SMALL else (
+            _rows(wb, nabla) if v is None else _rows(wb, nabla, v))
+        if arrays is None:
             return NumpyKernels.update(xp, wb, nabla, v, w, nabla_w, v_w, mu, decay, keep,
                                        scratch)
         decayed = decay is not None
@@ -148,7 +149,7 @@ class NumbaKernels(NumpyKernels):
 
 def for_namespace(xp):
     """kernels.for_namespace, with NumbaKernels for its NumPy chains when available."""
-    chosen = kernels.for_namespace(xp)
+    chosen = _chains_for(xp)
     return NumbaKernels if chosen is NumpyKernels and available() else chosen
 
 
