@@ -16,7 +16,9 @@ by one on arrays of the same shapes and values:
 - the plain engine's conv step (Model.backprop, then the optimizer) is
   rebuilt by plain_ops from the layers' own functions where one is a
   single operation (im2col, nabla_w, pooling's backward, the activation
-  derivatives, the optimizer's step) and the layer code's calls elsewhere.
+  derivatives, the optimizer's step) and the layer code's calls elsewhere;
+  where Numba runs jit.py's loops (col2im, max-pooling, bn's passes), each
+  loop is one part.
 
 Each operation's median time, share of the step, FLOPs (GEMMs: 2 per
 multiply-add; elsewhere one per element), bytes read + written, and its
@@ -413,8 +415,13 @@ def pool_max(xp, layer, x):
 def pool_forward(t, xp, name, layer, w, b, a, m):
     x = xp.reshape(a, layer.shape_in + (m,))
     pp = layer.p * layer.p
-    top = t(f"{name}: max of {pp} offsets", "elementwise", lambda: pool_max(xp, layer, x),
-            lambda r: x.nbytes + (2 * pp - 3) * r.nbytes, x.size, calls=pp - 1)
+    if layers.loops(xp):  # jit.py's loop: reads x once, writes the max
+        top = t(f"{name}: max of {pp} offsets, compiled loop", "elementwise",
+                lambda: layers.loops(xp).pool_max(x, layer.p), lambda r: x.nbytes + r.nbytes,
+                x.size)
+    else:
+        top = t(f"{name}: max of {pp} offsets", "elementwise", lambda: pool_max(xp, layer, x),
+                lambda r: x.nbytes + (2 * pp - 3) * r.nbytes, x.size, calls=pp - 1)
     out = top
     if layer.activation is not None:
         out = t(f"{name}: {layer.activation}", "elementwise", lambda: layer.f(xp, top),
@@ -452,6 +459,12 @@ def conv_backward(t, xp, name, layer, w, cols, delta, need_input, m):
                                      (-1, k * k * c)), lambda r: 2 * r.nbytes)
     dcols = t(f"{name}: BP2 GEMM w^T @ delta", "gemm", lambda: by_offset.T @ d,
               lambda r: w.nbytes + d.nbytes + r.nbytes, flops=2 * w.size * d.shape[1])
+    if layers.loops(xp):  # jit.py's loop: reads dcols once, writes dC/dx
+        dx = t(f"{name}: col2im, compiled loop", "elementwise",
+               lambda: layers.loops(xp).col2im(xp.reshape(dcols, (k * k, c, oh, ow, m)), k, p,
+                                               h, wd), lambda r: dcols.nbytes + r.nbytes,
+               dcols.size)
+        return (gw, gb), dx
     dx = t(f"{name}: zeros for dC/dx", "copy",
            lambda: xp.zeros((c, h + 2 * p, wd + 2 * p, m), dtype=delta.dtype), lambda r: r.nbytes)
     t(f"{name}: col2im, {k * k} contiguous +=", "elementwise", lambda: col2im(layer, dcols, dx, m),
@@ -472,9 +485,11 @@ def col2im(layer, dcols, dx, m):
 
 def pool_backward(t, xp, name, layer, w, cache, delta, need_input, m):
     x, top = cache
-    d_in = t(f"{name}: backward (==, x delta)", "elementwise",
+    fast = layers.loops(xp) is not None  # one loop: reads x, top, delta once, writes dx
+    d_in = t(f"{name}: backward (==, x delta){', compiled loop' * fast}", "elementwise",
              lambda: layer.backward(xp, w, cache, delta, need_input)[1],
-             x.nbytes + top.nbytes + delta.nbytes + 3 * x.nbytes, 2 * x.size, calls=2)
+             x.nbytes + top.nbytes + delta.nbytes + (1 if fast else 3) * x.nbytes, 2 * x.size,
+             calls=1 if fast else 2)
     return None, d_in
 
 
@@ -495,16 +510,19 @@ def bn_forward(t, xp, name, layer, w, b, a, m):
     the centring, the scale and shift and the activation, ~6 passes; the
     running statistics it moves are put back for the step to move them."""
     buffers = layer_buffers(layer)
-    out, cache = t(f"{name}: batch norm forward (stats, normalize, activation)", "elementwise",
+    fast = layers.loops(xp) is not None  # scale, shift and ReLU one loop
+    out, cache = t(f"{name}: batch norm forward (stats, normalize, activation"
+                   f"{'; compiled loop' * fast})", "elementwise",
                    lambda: layer.forward(xp, w, b, a, dict(buffers), True),
-                   6 * a.nbytes, 6 * a.size, calls=10)
+                   (5 if fast else 6) * a.nbytes, 6 * a.size, calls=8 if fast else 10)
     return out, cache
 
 
 def bn_backward(t, xp, name, layer, w, cache, delta, need_input, m):
-    grads, d_in = t(f"{name}: batch norm backward (sums, 4 passes)", "elementwise",
-                    lambda: layer.backward(xp, w, cache, delta, need_input),
-                    7 * delta.nbytes, 6 * delta.size, calls=9)
+    fast = layers.loops(xp) is not None  # the four passes one loop
+    grads, d_in = t(f"{name}: batch norm backward (sums, {'compiled loop' if fast else '4 passes'})",
+                    "elementwise", lambda: layer.backward(xp, w, cache, delta, need_input),
+                    (5 if fast else 7) * delta.nbytes, 6 * delta.size, calls=6 if fast else 9)
     return grads, d_in
 
 

@@ -5,7 +5,7 @@ layouts of a block, both dtypes, one call at a time and whole runs."""
 import numpy as np
 import pytest
 
-from digitnet import Model, jit, kernels, training
+from digitnet import Model, jit, kernels, layers, training
 from conftest import blobs
 from test_kernels import CASES
 
@@ -125,3 +125,175 @@ def test_a_run_with_the_loops_is_the_run_with_the_chains(case, dtype, m, loops, 
     assert len(got) == len(want)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b, strict=True)
+
+
+# ---------------------------------------------------------------- conv, pooling, bn
+
+LAYER_LOOPS = ("_col2im", "_pool_max", "_pool_back", "_bn_out", "_bn_back")
+
+
+@pytest.fixture
+def layer_loops(monkeypatch):
+    """The names of jit's layer loops that ran, one per call."""
+    ran = []
+    for name in LAYER_LOOPS:
+        real = getattr(jit, name)
+        monkeypatch.setattr(jit, name, lambda *a, real=real, name=name:
+                            ran.append(name) or real(*a))
+    return ran
+
+
+def both(monkeypatch, fn):
+    """fn()'s arrays with the loops, then with DIGITNET_JIT=0 (the passes)."""
+    monkeypatch.setenv("DIGITNET_JIT", "1")
+    got = fn()
+    monkeypatch.setenv("DIGITNET_JIT", "0")
+    return got, fn()
+
+
+def assert_same_bits(got, want):
+    """Every array equal to the bit: values, dtype, shape and signed zeros."""
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b, strict=True)
+        assert np.array_equal(np.signbit(a), np.signbit(b))
+
+
+def awkward(rng, shape, dtype):
+    """Normal numbers with zeros of both signs, and repeats (ties for a max)."""
+    a = rng.standard_normal(shape).astype(dtype)
+    a.flat[::7] = 0.0
+    a.flat[3::11] = -0.0
+    a.flat[5::13] = a.flat[6::13][:a.flat[5::13].size]
+    return a
+
+
+@pytest.mark.parametrize("m", [1, 5, 20])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 9, 9, 4, 3, 0), (3, 9, 9, 4, 3, 1), (2, 6, 7, 3, 5, 2),
+                                   (4, 5, 5, 2, 1, 0), (1, 5, 5, 2, 5, 0)],
+                         ids=lambda s: "c{}h{}w{}f{}k{}p{}".format(*s))
+def test_conv_backward_with_the_loop_is_the_passes(shape, dtype, m, layer_loops, monkeypatch):
+    """col2im as one loop: the same nabla_w, nabla_b and dC/dx to the bit,
+    for every kernel size, padding (the border left out) and mini-batch."""
+    c, h, w, f, k, p = shape
+    conv = layers.Conv((c, h, w), f, k, "relu", pad=p)
+    rng = np.random.default_rng(k * 10 + p)
+    x = awkward(rng, (c, h, w, m), dtype)
+    wts, b = awkward(rng, conv.w_shape, dtype), awkward(rng, (f, 1), dtype)
+    delta = awkward(rng, conv.shape_out + (m,), dtype)
+
+    def step():
+        _, cols = conv.forward(np, wts, b, x)
+        (nw, nb), dx = conv.backward(np, wts, cols, delta, True)
+        return nw, nb, np.ascontiguousarray(dx)
+    got, want = both(monkeypatch, step)
+    assert layer_loops == ["_col2im"]
+    assert_same_bits(got, want)
+
+
+@pytest.mark.parametrize("m", [1, 6, 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p, shape", [(2, (3, 8, 6)), (3, (2, 9, 6)), (1, (2, 3, 3))])
+def test_pooling_with_the_loops_is_the_passes(p, shape, dtype, m, layer_loops, monkeypatch):
+    """Max-pooling's forward (the max, then its activation) and backward as
+    loops: the same bits, ties (every tied input gets delta), signed zeros
+    (np.maximum keeps the later of two equal numbers) and NaN (it wins)."""
+    pool = layers.MaxPool(shape, p, "relu")
+    rng = np.random.default_rng(p)
+    x = awkward(rng, shape + (m,), dtype)
+    x[0, 0, 0, 0] = np.nan
+    x[-1, :p, :p, -1] = -0.0  # a block of zeros: the max's sign is the last one's
+    x[-1, 0, 0, -1] = 0.0
+    delta = awkward(rng, pool.shape_out + (m,), dtype)
+
+    def step():
+        a, cache = pool.forward(np, None, None, x)
+        _, dx = pool.backward(np, None, cache, delta, True)
+        return a, cache[1], dx
+    got, want = both(monkeypatch, step)
+    assert layer_loops == ["_pool_max", "_pool_back"]
+    assert_same_bits(got, want)
+    assert np.isnan(got[1][0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["training", "evaluation"])
+@pytest.mark.parametrize("activation", [None, "relu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 3, 5), (7,)], ids=["conv", "fc"])
+def test_batch_norm_with_the_loops_is_the_passes(shape, dtype, activation, train, layer_loops,
+                                                 monkeypatch):
+    """bn's output and dC/dz as one loop each: the same bits (signed zeros
+    too), and the same running statistics, gradients and cache."""
+    bn = layers.BatchNorm(shape, activation, 0)
+    rng = np.random.default_rng(len(shape))
+    z = awkward(rng, shape + (6,), dtype)
+    gamma, beta = awkward(rng, (shape[0], 1), dtype) + 1, awkward(rng, (shape[0], 1), dtype)
+    delta = awkward(rng, shape + (6,), dtype)
+
+    mean, var = rng.random((shape[0], 1)).astype(dtype), rng.random((shape[0], 1)).astype(dtype)
+    # evaluation's y = -0 s + -0 = -0 in channel 0, which ReLU makes +0 (np.maximum)
+    mean[0], beta[0], z[0, ..., :3] = 0.0, -0.0, -0.0
+
+    def step():
+        buffers = {bn.mean: mean, bn.var: var + 0.5}
+        y, cache = bn.forward(np, gamma, beta, z, buffers, train)
+        grads, dz = bn.backward(np, gamma, cache, delta, True)
+        return y, *cache[:2], *grads, dz, *buffers.values()
+    got, want = both(monkeypatch, step)
+    assert layer_loops == (["_bn_out", "_bn_back"] if train else ["_bn_out"])
+    assert_same_bits(got, want)
+
+
+def test_the_layer_loops_leave_other_inputs_to_the_passes(layer_loops, monkeypatch):
+    """Activations other than ReLU, arrays that are not C-contiguous, mixed
+    dtypes: the loops decline (None) and the layers make their passes."""
+    monkeypatch.setenv("DIGITNET_JIT", "1")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4, 4, 6))
+    L = jit.loops(np)
+    assert L.pool_max(x[..., ::2], 2) is None
+    assert L.pool_back(x, x[:, ::2, ::2], x[:, ::2, ::2].astype(np.float32), 2) is None
+    assert L.col2im(np.asfortranarray(rng.standard_normal((4, 2, 3, 3, 5))), 2, 0, 4, 4) is None
+    zc, s = rng.standard_normal((3, 8)), np.ones((3, 1))
+    assert L.bn_out(zc, s, s, "sigmoid") is None
+    assert L.bn_out(zc, s, s.astype(np.float32), "relu") is None
+    assert L.bn_back(zc.T, zc.T, s, s, s) is None
+    assert not layer_loops
+    bn = layers.BatchNorm((3,), "tanh", 0)
+    buffers = dict.fromkeys((bn.mean, bn.var), np.ones((3, 1)))
+    bn.forward(np, s, s, zc, buffers, True)
+    assert not layer_loops
+    assert jit.loops(np) is jit.Loops
+    monkeypatch.setenv("DIGITNET_JIT", "0")
+    assert jit.loops(np) is None
+
+
+CONV_NETS = {  # the conv recipe's network; 3x3 stacks with bn; bn after fc with ReLU
+    "conv": dict(layers="conv:8x5x5,pool:2,conv:12x5x5,pool:2,fc:30,softmax:10", dropout=0.5),
+    "padded bn": dict(layers="conv:6x3x3p1,bn,conv:6x3x3p1,pool:2,conv:8x5x5,bn,pool:2,"
+                             "fc:20,bn,softmax:10"),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", CONV_NETS)
+def test_a_conv_run_with_the_loops_is_the_run_with_the_passes(name, dtype, mnist, layer_loops,
+                                                              monkeypatch):
+    """Two epochs on 300 real MNIST images (momentum, L2, Nesterov and the
+    levers): the same weights, biases, velocities, bn's running statistics
+    and test outputs to the bit, with every layer loop having run."""
+    training_set, _, test_set = mnist
+
+    def train():
+        net = Model(**CONV_NETS[name], activation="relu", init="scaled", seed=3, device="cpu",
+                    dtype=dtype)
+        run = training.Run(net, mini_batch_size=20, eta=0.05, lmbda=5.0, momentum=0.9,
+                           nesterov=True, label_smoothing=0.1, epochs=2)
+        training.fit(run, training_set[:300], 2)
+        return (*net.weights, *net.biases, *run.optimizer.buffers(), *net.store.buffers.values(),
+                net.feedforward(test_set.images[:, :50]))
+    got, want = both(monkeypatch, train)
+    ran = set(LAYER_LOOPS) - ({"_bn_out", "_bn_back"} if name == "conv" else set())
+    assert set(layer_loops) == ran
+    assert_same_bits(got, want)

@@ -21,6 +21,8 @@ the NumPy chains.
 
 import os
 
+import numpy as np
+
 from . import kernels
 from .kernels import NumpyKernels
 
@@ -148,10 +150,150 @@ class NumbaKernels(NumpyKernels):
                 *arrays, mu[()], (decay if decayed else mu)[()], decayed, last_row)
 
 
+# ---------------------------------------------------------------- conv and pooling
+# A conv layer's col2im is k*k strided += passes over dC/dx, and max-pooling's
+# forward and backward p*p strided passes each (layers.py): about a quarter
+# of a conv step.  Each loop below walks its output once, in the order the
+# passes add (col2im: offset (0, 0), (0, 1), ... onto 0), so the bits are
+# the passes'.  Feature maps are (C, H, W, m): m, contiguous, is the inner
+# loop everywhere.
+
+@_compiled
+def _col2im(dcols, k, p, h, w):
+    """dC/dx (C, h, w, m) from each kernel offset's share dcols (k*k, C, oh,
+    ow, m), the border of p (padding) left out."""
+    _, c, oh, ow, m = dcols.shape
+    dx = np.zeros((c, h, w, m), dcols.dtype)
+    for ch in range(c):
+        for y in range(h):
+            for x in range(w):
+                out = dx[ch, y, x]
+                for i in range(k):
+                    yy = y + p - i
+                    if yy < 0 or yy >= oh:
+                        continue
+                    for j in range(k):
+                        xx = x + p - j
+                        if xx < 0 or xx >= ow:
+                            continue
+                        share = dcols[i * k + j, ch, yy, xx]
+                        for n in range(m):
+                            out[n] += share[n]
+    return dx
+
+
+@_compiled
+def _pool_max(x, p):
+    """Each p x p block's largest value, as np.maximum takes it: NaN wins,
+    and of two equal numbers the later (signed zeros)."""
+    c, h, w, m = x.shape
+    top = np.empty((c, h // p, w // p, m), x.dtype)
+    for ch in range(c):
+        for y in range(h // p):
+            for xx in range(w // p):
+                t, first = top[ch, y, xx], x[ch, y * p, xx * p]
+                for n in range(m):
+                    t[n] = first[n]
+                for i in range(p):
+                    for j in range(p):
+                        if i == 0 and j == 0:
+                            continue
+                        v = x[ch, y * p + i, xx * p + j]
+                        for n in range(m):
+                            a = t[n]
+                            b = v[n]
+                            t[n] = a if a > b or a != a else b
+    return top
+
+
+@_compiled
+def _pool_back(x, top, delta, p):
+    """(x == its block's max) x delta: the float of the comparison times delta."""
+    c, h, w, m = x.shape
+    dx = np.empty_like(x)
+    for ch in range(c):
+        for y in range(h // p):
+            for xx in range(w // p):
+                t, d = top[ch, y, xx], delta[ch, y, xx]
+                for i in range(p):
+                    for j in range(p):
+                        v, out = x[ch, y * p + i, xx * p + j], dx[ch, y * p + i, xx * p + j]
+                        for n in range(m):
+                            out[n] = (1.0 if v[n] == t[n] else 0.0) * d[n]
+    return dx
+
+
+# Batch normalization: the per-channel sums stay GEMMs (layers.row_sums,
+# row_dots); the passes between them, each a channel's constants applied to
+# every one of its numbers, become one loop each.
+
+@_compiled
+def _bn_out(zc, s, b, relu):
+    """y = zc s + b, then max(y, 0) as np.maximum rounds it when relu."""
+    rows, k = zc.shape
+    y = np.empty_like(zc)
+    for c in range(rows):
+        sc, bc = s[c, 0], b[c, 0]
+        for n in range(k):
+            v = zc[c, n] * sc + bc
+            y[c, n] = (v if v > 0.0 or v != v else 0.0) if relu else v
+    return y
+
+
+@_compiled
+def _bn_back(zc, d, a, sub, s):
+    """dz = ((zc a + d) - sub) s, BatchNorm.backward's four passes in one."""
+    rows, k = zc.shape
+    dz = np.empty_like(zc)
+    for c in range(rows):
+        ac, bc, sc = a[c, 0], sub[c, 0], s[c, 0]
+        for n in range(k):
+            dz[c, n] = ((zc[c, n] * ac + d[c, n]) - bc) * sc
+    return dz
+
+
+def _same(*arrays):
+    """Whether the arrays are C-contiguous and of one dtype (what the loops take)."""
+    return all(a.flags.c_contiguous and a.dtype == arrays[0].dtype for a in arrays)
+
+
+class Loops:
+    """The conv and pooling loops, for layers.py; each takes C-contiguous
+    arrays of one dtype and returns None for any others (layers.py then
+    makes its passes)."""
+
+    @staticmethod
+    def col2im(dcols, k, p, h, w):
+        return _col2im(dcols, k, p, h, w) if _same(dcols) else None
+
+    @staticmethod
+    def pool_max(x, p):
+        return _pool_max(x, p) if _same(x) else None
+
+    @staticmethod
+    def pool_back(x, top, delta, p):
+        return _pool_back(x, top, delta, p) if _same(x, top, delta) else None
+
+    @staticmethod
+    def bn_out(zc, s, b, activation):
+        if activation not in (None, "relu") or not _same(zc, s, b):
+            return None
+        return _bn_out(zc, s, b, activation == "relu")
+
+    @staticmethod
+    def bn_back(zc, d, a, sub, s):
+        return _bn_back(zc, d, a, sub, s) if _same(zc, d, a, sub, s) else None
+
+
+def loops(xp):
+    """Loops when xp is NumPy and the loops are available, else None."""
+    return Loops if xp is np and available() else None
+
+
 def for_namespace(xp):
     """kernels.for_namespace, with NumbaKernels for its NumPy chains when available."""
     chosen = kernels.for_namespace(xp)  # looked up per call: tests stand in for it
     return NumbaKernels if chosen is NumpyKernels and available() else chosen
 
 
-__all__ = ["NumbaKernels", "available", "for_namespace"]
+__all__ = ["Loops", "NumbaKernels", "available", "for_namespace", "loops"]

@@ -22,6 +22,13 @@ from . import backend
 from .activations import ACTIVATIONS, softmax
 
 
+def loops(xp):
+    """jit.py's compiled col2im and pooling for NumPy arrays, or None (the
+    passes below run); imported here, so Numba loads only with a conv net."""
+    from . import jit
+    return jit.loops(xp)
+
+
 def identity(xp, z):
     return z
 
@@ -139,6 +146,10 @@ class Conv:
         by_offset = xp.reshape(xp.permute_dims(xp.reshape(w, (-1, c, k * k)), (0, 2, 1)),
                                (-1, k * k * c))
         dcols = xp.reshape(by_offset.T @ d, (k * k, c, oh, ow, m))
+        fast = loops(xp)
+        dx = fast and fast.col2im(dcols, k, p, h, wd)
+        if dx is not None:
+            return grads, dx
         dx = xp.zeros((c, h + 2 * p, wd + 2 * p, m), dtype=delta.dtype)
         for i in range(k):
             for j in range(k):
@@ -176,10 +187,13 @@ class MaxPool:
 
     def forward(self, xp, w, b, x):
         x = xp.reshape(x, self.shape_in + (x.shape[-1],))
-        first, *rest = self.offsets()
-        top = x[first]
-        for index in rest:
-            top = xp.maximum(top, x[index])
+        fast = loops(xp)
+        top = fast and fast.pool_max(x, self.p)
+        if top is None:
+            first, *rest = self.offsets()
+            top = x[first]
+            for index in rest:
+                top = xp.maximum(top, x[index])
         return self.f(xp, top), (x, top)
 
     def backward(self, xp, w, cache, delta, need_input):
@@ -187,6 +201,10 @@ class MaxPool:
         each of them on a tie, as the book's Theano pooling does)."""
         x, top = cache
         delta = xp.reshape(delta, top.shape)
+        fast = loops(xp)
+        dx = fast and fast.pool_back(x, top, delta, self.p)
+        if dx is not None:
+            return None, dx
         if backend.has_out(xp):
             # x as (C, h, p, w, p, m) blocks, the max and delta broadcast
             # over each block: two passes, written into one buffer, rather
@@ -291,9 +309,13 @@ class BatchNorm:
         else:
             zc, var = z - buffers[self.mean], buffers[self.var]
         inv = 1.0 / xp.sqrt(var + EPS)
-        y = zc * (w * inv)  # gamma xhat, xhat never made: backward works from zc
-        y += b
-        return xp.reshape(self.f(xp, y), self.shape_out + (m,)), (zc, inv, k if train else None)
+        fast = loops(xp)
+        y = fast and fast.bn_out(zc, w * inv, b, self.activation)
+        if y is None:
+            y = zc * (w * inv)  # gamma xhat, xhat never made: backward works from zc
+            y += b
+            y = self.f(xp, y)
+        return xp.reshape(y, self.shape_out + (m,)), (zc, inv, k if train else None)
 
     def backward(self, xp, w, cache, delta, need_input):
         """BP3/BP4's analogues dC/dbeta, dC/dgamma; and dC/dz through the
@@ -309,6 +331,10 @@ class BatchNorm:
         if k is None:
             dz = d * (w * inv)
         else:  # four passes over the channel's numbers, one array
+            fast = loops(xp)
+            dz = fast and fast.bn_back(zc, d, -(inv * nabla_w) / k, nabla_b / k, w * inv)
+            if dz is not None:
+                return (nabla_w, nabla_b), xp.reshape(dz, self.shape_in + (delta.shape[-1],))
             dz = zc * (-(inv * nabla_w) / k)
             dz += d
             dz -= nabla_b / k
