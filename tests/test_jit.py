@@ -2,6 +2,11 @@
 (kernels.NumpyKernels.update), bit for bit: every form of the update, both
 layouts of a block, both dtypes, one call at a time and whole runs."""
 
+import importlib.metadata
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -11,6 +16,10 @@ from test_kernels import CASES
 
 pytestmark = pytest.mark.skipif(jit.numba is None,
                                 reason="Numba is not installed (the `fast` extra)")
+
+def numba_version():
+    return importlib.metadata.version("numba")
+
 
 FORMS = {  # name: (momentum, nesterov, L2)
     "sgd": (False, False, False), "sgd L2": (False, False, True),
@@ -297,3 +306,21 @@ def test_a_conv_run_with_the_loops_is_the_run_with_the_passes(name, dtype, mnist
     ran = set(LAYER_LOOPS) - ({"_bn_out", "_bn_back"} if name == "conv" else set())
     assert set(layer_loops) == ran
     assert_same_bits(got, want)
+
+
+def test_switched_off_from_the_start_numba_never_loads():
+    """DIGITNET_JIT=0 in the environment: a conv net trains on the passes
+    without importing Numba (its ~70 MB runtime), and `digitnet info` says
+    it is switched off, not missing; switched on, it says the loops run."""
+    code = ("import sys, numpy as np; from digitnet import Model, info, layers; "
+            "net = Model('conv:2x3x3,pool:2,softmax:10', activation='relu', seed=0, device='cpu',"
+            " input_shape=(1, 6, 6)); "
+            "from digitnet.data import Dataset; "
+            "net.sgd(Dataset(np.random.default_rng(0).random((36, 8)), np.arange(8) % 2), 1, 4, 0.1, verbose=False);"
+            "print('numba' in sys.modules, layers.loops(np)); print(info.format_info(info.info()))")
+    for flag, loaded, line in (("0", "False None", "switched off (DIGITNET_JIT=0)"),
+                               ("1", "True <class 'digitnet.jit.Loops'>", "the CPU loops compiled")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=dict(os.environ, DIGITNET_JIT=flag), check=True).stdout
+        assert out.splitlines()[0] == loaded
+        assert f"numba     {numba_version()}, {line}" in out

@@ -1,6 +1,7 @@
 """`digitnet info`: what this installation runs on, for bug reports and for
 knowing why training is as fast (or slow) as it is."""
 
+import importlib.metadata
 import platform
 import sys
 
@@ -32,11 +33,15 @@ def blas():
 
 
 def jit():
-    """Numba's version and whether the fast path's update is compiled (jit.py)."""
+    """Numba's version and whether jit.py's loops (the fast path's update,
+    conv and pooling) are compiled."""
     from . import jit as compiled
-    if compiled.numba is None:
+    if compiled.numba is not None:
+        return {"numba": compiled.numba.__version__, "used": compiled.available()}
+    try:  # installed but switched off before it loaded, or not installed
+        return {"numba": importlib.metadata.version("numba"), "used": False}
+    except importlib.metadata.PackageNotFoundError:
         return {"numba": None, "used": False}
-    return {"numba": compiled.numba.__version__, "used": compiled.available()}
 
 
 def cuda():
@@ -98,7 +103,7 @@ def info(data_dir=None):
 def _numba_line(j):
     if not j["numba"]:
         return "not installed (the `fast` extra)"
-    return f"{j['numba']}, " + ("the update compiled" if j["used"]
+    return f"{j['numba']}, " + ("the CPU loops compiled" if j["used"]
                                 else "switched off (DIGITNET_JIT=0)")
 
 

@@ -27,6 +27,9 @@ from . import kernels
 from .kernels import NumpyKernels
 
 try:
+    # switched off from the start, Numba never loads (its runtime is ~70 MB)
+    if os.environ.get("DIGITNET_JIT", "1") == "0":
+        raise ImportError
     import numba
 except ImportError:  # the `fast` extra is optional
     numba = None
