@@ -12,11 +12,12 @@ operands in the same order, each rounded to the dtype.  Numba compiles
 without fast-math, so LLVM neither contracts a * b + c into a fused
 multiply-add nor reorders; the tests compare every call against the chain.
 
-Everything else stays the NumPy chains: the other chains work on (n, m)
-buffers a few thousand elements long, where a call's dispatch, not the
-pass, is the cost; so does Adam (see NumbaKernels).  Install with the
-``fast`` extra; without Numba (or with DIGITNET_JIT=0) the fast path uses
-the NumPy chains.
+The other chains stay NumPy's: they work on (n, m) buffers a few
+thousand elements long, where a call's dispatch, not the pass, is the
+cost; so does Adam (see NumbaKernels).  Conv networks' col2im, max-pooling
+and batch normalization's passes are loops here too (Loops, which
+layers.py asks for), bit for bit as well.  Install with the ``fast``
+extra; without Numba (or with DIGITNET_JIT=0) NumPy's passes run.
 """
 
 import os
