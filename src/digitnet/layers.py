@@ -330,11 +330,10 @@ class BatchNorm:
             return (nabla_w, nabla_b), None
         if k is None:
             dz = d * (w * inv)
-        else:  # four passes over the channel's numbers, one array
+        else:  # one compiled loop, else four passes over the channel's numbers
             fast = loops(xp)
             dz = fast and fast.bn_back(zc, d, -(inv * nabla_w) / k, nabla_b / k, w * inv)
-            if dz is not None:
-                return (nabla_w, nabla_b), xp.reshape(dz, self.shape_in + (delta.shape[-1],))
+        if dz is None:
             dz = zc * (-(inv * nabla_w) / k)
             dz += d
             dz -= nabla_b / k
