@@ -414,11 +414,13 @@ def pool_max(xp, layer, x):
 
 def pool_forward(t, xp, name, layer, w, b, a, m):
     x = xp.reshape(a, layer.shape_in + (m,))
-    pp = layer.p * layer.p
-    if layers.loops(xp):  # jit.py's loop: reads x once, writes the max
-        top = t(f"{name}: max of {pp} offsets, compiled loop", "elementwise",
-                lambda: layers.loops(xp).pool_max(x, layer.p), lambda r: x.nbytes + r.nbytes,
-                x.size)
+    pp, relu = layer.p * layer.p, layer.activation == "relu"
+    if layers.loops(xp):  # jit.py's loop: reads x once, writes the max (and its ReLU)
+        top, out = t(f"{name}: max of {pp} offsets{' and relu' * relu}, compiled loop",
+                     "elementwise", lambda: layers.loops(xp).pool_max(x, layer.p, relu),
+                     lambda r: x.nbytes + (1 + relu) * r[0].nbytes, x.size)
+        if relu:
+            return out, (x, top, out)
     else:
         top = t(f"{name}: max of {pp} offsets", "elementwise", lambda: pool_max(xp, layer, x),
                 lambda r: x.nbytes + (2 * pp - 3) * r.nbytes, x.size, calls=pp - 1)
@@ -426,7 +428,7 @@ def pool_forward(t, xp, name, layer, w, b, a, m):
     if layer.activation is not None:
         out = t(f"{name}: {layer.activation}", "elementwise", lambda: layer.f(xp, top),
                 2 * top.nbytes, top.size)
-    return out, (x, top)
+    return out, (x, top, out)
 
 
 def fc_forward(t, xp, name, layer, w, b, a, m):
@@ -484,13 +486,27 @@ def col2im(layer, dcols, dx, m):
 
 
 def pool_backward(t, xp, name, layer, w, cache, delta, need_input, m):
-    x, top = cache
+    x, top, out = cache
     fast = layers.loops(xp) is not None  # one loop: reads x, top, delta once, writes dx
-    d_in = t(f"{name}: backward (==, x delta){', compiled loop' * fast}", "elementwise",
+    relu = fast and layer.activation == "relu"  # the loop applies ReLU's derivative
+    if layer.activation is not None and not relu:
+        d = delta
+        delta = t(f"{name}: {layer.activation} derivative (>, x)", "elementwise",
+                  lambda: layer.f_back(xp, out, xp.reshape(d, out.shape)),
+                  (4 + 1 + 1 + 4 + 4) * out.size, out.size, calls=2)
+        cache = x, top, None  # what is left for the backward: routing only
+        layer = identity_pool(layer)
+    d_in = t(f"{name}: backward ({'relu derivative, ' * relu}==, x delta)"
+             f"{', compiled loop' * fast}", "elementwise",
              lambda: layer.backward(xp, w, cache, delta, need_input)[1],
              x.nbytes + top.nbytes + delta.nbytes + (1 if fast else 3) * x.nbytes, 2 * x.size,
              calls=1 if fast else 2)
     return None, d_in
+
+
+def identity_pool(layer):
+    """The same pooling without an activation (its f' already applied)."""
+    return MaxPool(layer.shape_in, layer.p, None)
 
 
 def fc_backward(t, xp, name, layer, w, x, delta, need_input, m):
@@ -628,7 +644,7 @@ def backward(t, net, trace, masks, y, m):
                      lambda d=d_in, mask=masks[i]: xp.reshape(d, mask.shape) * mask,
                      lambda r: 3 * r.nbytes, masks[i].size)
         prev, a_prev = net.layers[i - 1], trace[i - 1][0]
-        if prev.back is identity_back:  # a conv under a pool: nothing to do
+        if prev.back is identity_back:  # a conv under a pool, or a pool: nothing to do
             delta = xp.reshape(d_in, a_prev.shape)
             continue
         delta = t(f"{layer_name(net, i - 1)}: {prev.activation} derivative (>, x)", "elementwise",

@@ -201,14 +201,17 @@ def test_conv_backward_with_the_loop_is_the_passes(shape, dtype, m, layer_loops,
     assert_same_bits(got, want)
 
 
+@pytest.mark.parametrize("activation", ["relu", None, "sigmoid"])
 @pytest.mark.parametrize("m", [1, 6, 64])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("p, shape", [(2, (3, 8, 6)), (3, (2, 9, 6)), (1, (2, 3, 3))])
-def test_pooling_with_the_loops_is_the_passes(p, shape, dtype, m, layer_loops, monkeypatch):
-    """Max-pooling's forward (the max, then its activation) and backward as
+def test_pooling_with_the_loops_is_the_passes(p, shape, dtype, m, activation, layer_loops,
+                                              monkeypatch):
+    """Max-pooling's forward (the max, then its activation: ReLU's in the
+    loop) and backward (the activation's derivative, then the routing) as
     loops: the same bits, ties (every tied input gets delta), signed zeros
     (np.maximum keeps the later of two equal numbers) and NaN (it wins)."""
-    pool = layers.MaxPool(shape, p, "relu")
+    pool = layers.MaxPool(shape, p, activation)
     rng = np.random.default_rng(p)
     x = awkward(rng, shape + (m,), dtype)
     x[0, 0, 0, 0] = np.nan
@@ -261,8 +264,9 @@ def test_the_layer_loops_leave_other_inputs_to_the_passes(layer_loops, monkeypat
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 4, 4, 6))
     L = jit.loops(np)
-    assert L.pool_max(x[..., ::2], 2) is None
-    assert L.pool_back(x, x[:, ::2, ::2], x[:, ::2, ::2].astype(np.float32), 2) is None
+    for relu in (True, False):
+        assert L.pool_max(x[..., ::2], 2, relu) is None
+        assert L.pool_back(x, x[:, ::2, ::2], x[:, ::2, ::2].astype(np.float32), 2, relu) is None
     assert L.col2im(np.asfortranarray(rng.standard_normal((4, 2, 3, 3, 5))), 2, 0, 4, 4) is None
     zc, s = rng.standard_normal((3, 8)), np.ones((3, 1))
     assert L.bn_out(zc, s, s, "sigmoid") is None

@@ -187,11 +187,13 @@ def _col2im(dcols, k, p, h, w):
 
 
 @_compiled
-def _pool_max(x, p):
+def _pool_max(x, p, relu):
     """Each p x p block's largest value, as np.maximum takes it: NaN wins,
-    and of two equal numbers the later (signed zeros)."""
+    and of two equal numbers the later (signed zeros); and the block's
+    output, max(top, 0) as np.maximum rounds it when relu, else top itself."""
     c, h, w, m = x.shape
     top = np.empty((c, h // p, w // p, m), x.dtype)
+    out = np.empty_like(top) if relu else top
     for ch in range(c):
         for y in range(h // p):
             for xx in range(w // p):
@@ -207,18 +209,30 @@ def _pool_max(x, p):
                             a = t[n]
                             b = v[n]
                             t[n] = a if a > b or a != a else b
-    return top
+                if relu:
+                    o = out[ch, y, xx]
+                    for n in range(m):
+                        a = t[n]
+                        o[n] = a if a > 0.0 or a != a else 0.0
+    return top, out
 
 
 @_compiled
-def _pool_back(x, top, delta, p):
-    """(x == its block's max) x delta: the float of the comparison times delta."""
+def _pool_back(x, top, delta, p, relu):
+    """(x == its block's max) x delta: the float of the comparison times
+    delta; when relu, delta first times the float of (max > 0), as
+    activations.relu_back takes it (max > 0 exactly where relu(max) > 0)."""
     c, h, w, m = x.shape
     dx = np.empty_like(x)
+    e = np.empty(m, delta.dtype)
     for ch in range(c):
         for y in range(h // p):
             for xx in range(w // p):
                 t, d = top[ch, y, xx], delta[ch, y, xx]
+                if relu:
+                    for n in range(m):
+                        e[n] = (1.0 if t[n] > 0.0 else 0.0) * d[n]
+                    d = e
                 for i in range(p):
                     for j in range(p):
                         v, out = x[ch, y * p + i, xx * p + j], dx[ch, y * p + i, xx * p + j]
@@ -271,12 +285,13 @@ class Loops:
         return _col2im(dcols, k, p, h, w) if _same(dcols) else None
 
     @staticmethod
-    def pool_max(x, p):
-        return _pool_max(x, p) if _same(x) else None
+    def pool_max(x, p, relu):
+        """(top, its ReLU when relu, else top again)."""
+        return _pool_max(x, p, relu) if _same(x) else None
 
     @staticmethod
-    def pool_back(x, top, delta, p):
-        return _pool_back(x, top, delta, p) if _same(x, top, delta) else None
+    def pool_back(x, top, delta, p, relu):
+        return _pool_back(x, top, delta, p, relu) if _same(x, top, delta) else None
 
     @staticmethod
     def bn_out(zc, s, b, activation):

@@ -13,9 +13,10 @@ where `w, b` are the layer's parameters, kept by the model in its `weights`
 and `biases` lists (None for pooling; batch normalization's forward also
 takes the network's buffers and whether it trains), and `delta`
 is dC/dz of the layer's weighted input (for max-pooling, which has none,
-dC/d of its output); the model applies activation derivatives between
-layers (see model.py).  Gradients are summed over the
-m examples, as in the chapter-1 `backprop`.
+dC/d of its output, and the pool applies its activation's derivative
+itself); the model applies the other layers' activation derivatives
+between layers (see model.py).  Gradients are summed over the m
+examples, as in the chapter-1 `backprop`.
 """
 
 from . import backend
@@ -163,10 +164,13 @@ class MaxPool:
     After a convolution the pool applies the conv's activation, to the
     p*p times smaller pooled map (the book's ConvPoolLayer does the same):
     for an increasing f, max f(z) = f(max z), so the network is the same
-    function with the same gradients, and f and f' cost a quarter.
+    function with the same gradients, and f and f' cost a quarter.  The
+    pool applies f' too, in its backward (so `back` is the identity for
+    the model): there jit.py's loop fuses ReLU's into the routing.
     """
 
     w_shape = None
+    back = staticmethod(identity_back)
 
     def __init__(self, shape_in, p, activation=None):
         c, h, w = shape_in
@@ -175,7 +179,7 @@ class MaxPool:
         self.shape_in, self.p = shape_in, p
         self.shape_out = (c, h // p, w // p)
         self.activation = activation
-        self.f, self.back = activation_pair(activation)
+        self.f, self.f_back = activation_pair(activation)
 
     def offsets(self):
         """Index of each of the p*p positions inside a block: x[index] is a
@@ -187,22 +191,31 @@ class MaxPool:
 
     def forward(self, xp, w, b, x):
         x = xp.reshape(x, self.shape_in + (x.shape[-1],))
-        fast = loops(xp)
-        top = fast and fast.pool_max(x, self.p)
-        if top is None:
+        fast, relu = loops(xp), self.activation == "relu"
+        pair = fast and fast.pool_max(x, self.p, relu)
+        if pair is None:
             first, *rest = self.offsets()
             top = x[first]
             for index in rest:
                 top = xp.maximum(top, x[index])
-        return self.f(xp, top), (x, top)
+        else:
+            top = pair[0]
+        a = pair[1] if pair is not None and relu else self.f(xp, top)
+        return a, (x, top, a)
 
     def backward(self, xp, w, cache, delta, need_input):
-        """The gradient flows to the inputs equal to their block's max (to
-        each of them on a tie, as the book's Theano pooling does)."""
-        x, top = cache
+        """dC/dz = f'(z) delta at each block's max, then the gradient flows
+        to the inputs equal to their block's max (to each of them on a tie,
+        as the book's Theano pooling does)."""
+        x, top, a = cache
         delta = xp.reshape(delta, top.shape)
         fast = loops(xp)
-        dx = fast and fast.pool_back(x, top, delta, self.p)
+        if fast and self.activation == "relu":  # f' inside the loop
+            dx = fast.pool_back(x, top, delta, self.p, True)
+            if dx is not None:
+                return None, dx
+        delta = self.f_back(xp, a, delta)
+        dx = fast and fast.pool_back(x, top, delta, self.p, False)
         if dx is not None:
             return None, dx
         if backend.has_out(xp):
