@@ -186,42 +186,81 @@ def _col2im(dcols, k, p, h, w):
     return dx
 
 
+@_inline
+def _block_max(x, t, ch, y, xx, p):
+    """t = block (y, xx)'s largest values, as np.maximum takes them: NaN
+    wins, and of two equal numbers the later (signed zeros)."""
+    first = x[ch, y * p, xx * p]
+    for n in range(t.shape[0]):
+        t[n] = first[n]
+    for i in range(p):
+        for j in range(p):
+            if i == 0 and j == 0:
+                continue
+            v = x[ch, y * p + i, xx * p + j]
+            for n in range(t.shape[0]):
+                a = t[n]
+                b = v[n]
+                t[n] = a if a > b or a != a else b
+
+
 @_compiled
-def _pool_max(x, p, relu):
-    """Each p x p block's largest value, as np.maximum takes it: NaN wins,
-    and of two equal numbers the later (signed zeros); and the block's
-    output, max(top, 0) as np.maximum rounds it when relu, else top itself."""
+def _pool_max(x, p):
+    """Each p x p block's largest value."""
     c, h, w, m = x.shape
     top = np.empty((c, h // p, w // p, m), x.dtype)
-    out = np.empty_like(top) if relu else top
     for ch in range(c):
         for y in range(h // p):
             for xx in range(w // p):
-                t, first = top[ch, y, xx], x[ch, y * p, xx * p]
-                for n in range(m):
-                    t[n] = first[n]
-                for i in range(p):
-                    for j in range(p):
-                        if i == 0 and j == 0:
-                            continue
-                        v = x[ch, y * p + i, xx * p + j]
-                        for n in range(m):
-                            a = t[n]
-                            b = v[n]
-                            t[n] = a if a > b or a != a else b
-                if relu:
-                    o = out[ch, y, xx]
-                    for n in range(m):
-                        a = t[n]
-                        o[n] = a if a > 0.0 or a != a else 0.0
-    return top, out
+                _block_max(x, top[ch, y, xx], ch, y, xx, p)
+    return top
 
 
 @_compiled
-def _pool_back(x, top, delta, p, relu):
-    """(x == its block's max) x delta: the float of the comparison times
-    delta; when relu, delta first times the float of (max > 0), as
-    activations.relu_back takes it (max > 0 exactly where relu(max) > 0)."""
+def _pool_max_relu(x, p):
+    """(each block's max, its ReLU as np.maximum(top, 0) rounds it)."""
+    c, h, w, m = x.shape
+    top = np.empty((c, h // p, w // p, m), x.dtype)
+    out = np.empty_like(top)
+    for ch in range(c):
+        for y in range(h // p):
+            for xx in range(w // p):
+                t, o = top[ch, y, xx], out[ch, y, xx]
+                _block_max(x, t, ch, y, xx, p)
+                for n in range(m):
+                    a = t[n]
+                    o[n] = a if a > 0.0 or a != a else 0.0
+    return top, out
+
+
+@_inline
+def _route(x, dx, t, d, ch, y, xx, p):
+    """Block (y, xx)'s inputs get (x == its max) x d: the float of the
+    comparison times d."""
+    for i in range(p):
+        for j in range(p):
+            v, out = x[ch, y * p + i, xx * p + j], dx[ch, y * p + i, xx * p + j]
+            for n in range(t.shape[0]):
+                out[n] = (1.0 if v[n] == t[n] else 0.0) * d[n]
+
+
+@_compiled
+def _pool_back(x, top, delta, p):
+    """dC/dx from dC/d of each block's max."""
+    c, h, w, m = x.shape
+    dx = np.empty_like(x)
+    for ch in range(c):
+        for y in range(h // p):
+            for xx in range(w // p):
+                _route(x, dx, top[ch, y, xx], delta[ch, y, xx], ch, y, xx, p)
+    return dx
+
+
+@_compiled
+def _pool_back_relu(x, top, delta, p):
+    """The same after ReLU's derivative: delta times the float of (max > 0),
+    as activations.relu_back takes it (max > 0 exactly where relu(max) > 0).
+    A loop of its own: one with a flag ran 2x slower at m = 20."""
     c, h, w, m = x.shape
     dx = np.empty_like(x)
     e = np.empty(m, delta.dtype)
@@ -229,15 +268,9 @@ def _pool_back(x, top, delta, p, relu):
         for y in range(h // p):
             for xx in range(w // p):
                 t, d = top[ch, y, xx], delta[ch, y, xx]
-                if relu:
-                    for n in range(m):
-                        e[n] = (1.0 if t[n] > 0.0 else 0.0) * d[n]
-                    d = e
-                for i in range(p):
-                    for j in range(p):
-                        v, out = x[ch, y * p + i, xx * p + j], dx[ch, y * p + i, xx * p + j]
-                        for n in range(m):
-                            out[n] = (1.0 if v[n] == t[n] else 0.0) * d[n]
+                for n in range(m):
+                    e[n] = (1.0 if t[n] > 0.0 else 0.0) * d[n]
+                _route(x, dx, t, e, ch, y, xx, p)
     return dx
 
 
@@ -287,11 +320,15 @@ class Loops:
     @staticmethod
     def pool_max(x, p, relu):
         """(top, its ReLU when relu, else top again)."""
-        return _pool_max(x, p, relu) if _same(x) else None
+        if not _same(x):
+            return None
+        return _pool_max_relu(x, p) if relu else (_pool_max(x, p),) * 2
 
     @staticmethod
     def pool_back(x, top, delta, p, relu):
-        return _pool_back(x, top, delta, p, relu) if _same(x, top, delta) else None
+        if not _same(x, top, delta):
+            return None
+        return (_pool_back_relu if relu else _pool_back)(x, top, delta, p)
 
     @staticmethod
     def bn_out(zc, s, b, activation):
