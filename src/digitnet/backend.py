@@ -200,12 +200,17 @@ def describe(xp):
 
 def windows(xp, x, k, out_h, out_w):
     """The k x k windows of feature maps x (C, H, W, m) as one view
-    (C, k, k, out_h, out_w, m), or None where the namespace has no strides
+    (C, k, k, out_h, out_w, m) (of x, or of its C-order copy), or None
+    where the namespace has no strides
     (the caller stacks the k*k shifted slices instead).  Reshaping the view
     then copies it once, several times faster than stacking the slices
     (benchmarks/RESULTS.md, "Why the code is shaped so")."""
     if not has_out(xp):
         return None
+    # The first layer's input is the batch's (m, 784) rows transposed:
+    # copied to C order first (m contiguous), the copy of the windows ran
+    # 2.7x faster (benchmarks/RESULTS.md); other inputs are C order already.
+    x = xp.ascontiguousarray(x)
     c, _, _, m = x.shape
     s = x.strides
     return xp.lib.stride_tricks.as_strided(
