@@ -1,11 +1,12 @@
 """The README recipes' networks against PyTorch CPU, interleaved in one run.
 
-    DIGITNET_DATA=../shared/data python benchmarks/vs_torch.py [dense] [conv] \
-        [--rounds R] [--old OLD/src] [--m M]
+    DIGITNET_DATA=../shared/data python benchmarks/vs_torch.py [dense] [dense-levers] [conv] \
+        [speed-bn] [--rounds R] [--old OLD/src] [--m M]
 
 For each recipe network (the dense recipe's fc:300 ReLU with dropout 0.3,
-and the conv recipe's LeNet-style net with dropout 0.5; m = 20, momentum,
-L2, float32, NumPy), one epoch over real MNIST images is timed for digitnet
+with and without the speedrun's levers; the conv recipe's LeNet-style net
+with dropout 0.5; the speed recipe's with bn, for `--m 64`; m = 20 unless
+--m says, momentum, L2, float32, NumPy), one epoch over real MNIST images is timed for digitnet
 (the trainer's own `run_epoch`: shuffle, gathers, dropout, momentum, L2),
 then for PyTorch doing the same work (peer_torch.make_model_epoch, 2
 threads), and with `--old` for an older digitnet source tree, round after
@@ -26,7 +27,7 @@ import digitnet.config  # noqa: F401  (dn.config, dn.schedules and dn.training b
 import digitnet.schedules  # noqa: F401
 import digitnet.training  # noqa: F401
 
-from ab_speed import CONV, load
+from ab_speed import CONV, SPEED_BN, load
 
 DENSE = dict(layers="fc:300,softmax:10", activation="relu", init="scaled", dropout=0.3)
 RECIPES = {  # name: (model options, run options, examples per epoch)
@@ -39,6 +40,10 @@ RECIPES = {  # name: (model options, run options, examples per epoch)
                                  epochs=3), 10_000),
     "conv": (dict(layers=CONV, activation="relu", init="scaled", dropout=0.5),
              dict(eta=0.01, lmbda=5.0, momentum=0.9), 2_000),
+    # the README's speed recipe (with bn), for issue 28's target at --m 64
+    "speed-bn": (dict(layers=SPEED_BN, activation="relu", init="scaled", dropout=0.0),
+                 dict(eta=0.2, lmbda=25.0, momentum=0.9, nesterov=True, label_smoothing=0.1,
+                      schedule="one-cycle", warmup=0.2, epochs=1), 6_400),
 }
 N_TRAIN = 50_000  # the L2 term's n in the recipes (250,000 for conv --expand; same cost)
 
