@@ -509,6 +509,13 @@ MUTANTS = [
      'before not in ("conv", "fc", "pool")'),
     ('bn-pool-after-bn-no-activation', 'model.py', 'isinstance(layers[-1], (Conv, BatchNorm))',
      'isinstance(layers[-1], Conv)'),
+    # the bias a bn layer cancels, left out of training (issue 28)
+    ('bn-cancelled-bias-not-in-running-mean', 'layers.py',
+     'seen = mu if shift is None else mu + shift', 'seen = mu'),
+    ('bn-cancelled-bias-summed', 'layers.py', '    if not bias:\n', '    if False:\n'),
+    ('bn-cancelled-bias-still-added', 'model.py', 'None if train and i in self.cancelled else b', 'b'),
+    ('bn-cancelled-layer-after', 'model.py', 'for i, layer in enumerate(self.layers[1:])',
+     'for i, layer in enumerate(self.layers[:-1])'),
     ('bn-dense-spec-with-bn', 'model.py', 'if not all(isinstance(layer, FullyConnected) for layer in self.layers):',
      'if not all(isinstance(layer, (FullyConnected, BatchNorm)) for layer in self.layers):'),
 ]

@@ -175,13 +175,20 @@ def test_the_layer_is_pytorchs(shape, m):
 
 # -- running statistics and evaluation --------------------------------------
 
-def test_running_statistics_after_k_training_steps_are_their_formula():
+@pytest.mark.parametrize("layers, shape", [("fc:5,bn,softmax:3", (6,)),
+                                           ("conv:5x1x1,bn,softmax:3", (2, 2, 3))])
+def test_running_statistics_after_k_training_steps_are_their_formula(layers, shape):
     """Real SGD steps (momentum, so the weights move): after each, the
     buffers are 0.9 old + 0.1 the batch's mean and unbiased variance of the
-    layer's z = w x + b, computed here from the weights before the step."""
-    data = blobs(43, features=6, classes=3)
-    net = Model("fc:5,bn,softmax:3", activation="relu", init="scaled", input_shape=(6,),
+    layer's z = w x + b (over examples and positions), computed here from
+    the weights before the step.  The biases start away from 0: training
+    leaves b out of z (the batch mean cancels it), and the running mean
+    must still count it."""
+    data = blobs(43, features=int(np.prod(shape)), classes=3)
+    net = Model(layers, activation="relu", init="large", input_shape=shape,
                 seed=1, device="cpu", dtype="float64")
+    b = net.biases[0].copy()
+    assert np.all(np.abs(b) > 1e-3)
     config = training.TrainConfig(mini_batch_size=8, eta=0.5, momentum=0.9)
     rows, labels = training.to_device(net, data)
     begin, step, end = engines.stepper(net, rows, labels, config, 0.5)
@@ -189,7 +196,8 @@ def test_running_statistics_after_k_training_steps_are_their_formula():
     begin()
     for k, start in enumerate(range(0, 43, 8)):
         idx = np.arange(start, min(start + 8, 43))[::-1]
-        z = net.weights[0] @ data.images[:, idx] + net.biases[0]
+        x = data.images[:, idx].reshape(shape[0], -1, len(idx))  # channels, positions, m
+        z = np.einsum("fc,cpm->fpm", net.weights[0], x).reshape(5, -1) + net.biases[0]
         mean = 0.9 * mean + 0.1 * z.mean(axis=1, keepdims=True)
         var = 0.9 * var + 0.1 * z.var(axis=1, ddof=1, keepdims=True)
         step(idx)
@@ -197,6 +205,40 @@ def test_running_statistics_after_k_training_steps_are_their_formula():
         np.testing.assert_allclose(net.store.buffers["bn1.var"], var, rtol=1e-12)
     end()
     assert k == 5 and not np.allclose(mean, 0)  # six steps, the last of 43 % 8 = 3 examples
+    np.testing.assert_array_equal(net.biases[0], b)  # dC/db is 0: b never moves
+
+
+@pytest.mark.parametrize("layers, shape", [(BN_CASES[0][0], BN_CASES[0][3]),
+                                           (BN_CASES[1][0], BN_CASES[1][3]),
+                                           ("fc:6,bn,fc:4,bn,softmax:3", (12,))])
+def test_leaving_the_cancelled_bias_out_changes_only_rounding(layers, shape):
+    """Backprop with every bias before a bn added and its delta summed (the
+    plain way) against backprop without: the same gradients, running
+    statistics and outputs within float64 rounding, and exactly 0 where the
+    plain way has rounding noise."""
+    rng = np.random.default_rng(4)
+    x, y = batch(int(np.prod(shape)), 3, m=6)
+    nets, grads = [], []
+    for cancelled in (None, frozenset()):
+        net = shaken(Model(layers, activation="relu", init="scaled", input_shape=shape,
+                           seed=3, device="cpu", dtype="float64"))
+        if cancelled is not None:
+            net.cancelled = cancelled
+        grads.append(net.backprop(x, y))
+        nets.append(net)
+    assert nets[0].cancelled and not nets[1].cancelled
+    (nb, nw), (plain_b, plain_w) = grads
+    for p, (g, want) in enumerate(zip(nw + nb, plain_w + plain_b)):
+        np.testing.assert_allclose(g, want, rtol=1e-9, atol=1e-12, err_msg=str(p))
+    for i in nets[0].cancelled:
+        p = nets[0].param[i]
+        np.testing.assert_array_equal(nb[p], 0.0)
+        assert np.max(np.abs(plain_b[p])) < 1e-12
+    for name, a in nets[0].store.buffers.items():
+        np.testing.assert_allclose(a, nets[1].store.buffers[name], rtol=1e-12, err_msg=name)
+    probe = rng.random((int(np.prod(shape)), 4))
+    np.testing.assert_allclose(nets[0].feedforward(probe), nets[1].feedforward(probe),
+                               rtol=1e-12)
 
 
 def test_evaluation_uses_the_running_statistics_as_the_formula_says():

@@ -60,13 +60,23 @@ class FullyConnected:
 
     def forward(self, xp, w, b, x):
         x = xp.reshape(x, (self.n_in, x.shape[-1]))
-        return self.f(xp, w @ x + b), x
+        z = w @ x
+        return self.f(xp, z if b is None else z + b), x
 
-    def backward(self, xp, w, x, delta, need_input):
-        grads = (delta @ x.T, xp.sum(delta, axis=1, keepdims=True))   # BP4, BP3
+    def backward(self, xp, w, x, delta, need_input, bias=True):
+        grads = (delta @ x.T, bias_grad(xp, delta, bias))   # BP4, BP3
         if not need_input:
             return grads, None
         return grads, xp.reshape(w.T @ delta, self.shape_in + (delta.shape[-1],))
+
+
+def bias_grad(xp, delta, bias):
+    """BP3, dC/db = delta summed over examples (and positions); zero for a
+    bias the model left out of the training forward (Model.cancelled): a bn
+    layer after it subtracts the batch mean, so b moves nothing."""
+    if not bias:
+        return xp.zeros((delta.shape[0], 1), dtype=delta.dtype)
+    return xp.sum(delta, axis=1, keepdims=True)
 
 
 SPAN = 1440  # the longest sum one GEMM of nabla_w does (see nabla_w)
@@ -129,14 +139,15 @@ class Conv:
         x = self.padded(xp, xp.reshape(x, self.shape_in + (m,)))
         cols = self.columns(xp, x)
         z = w @ cols
-        z += b  # in place: this is the layer's largest array
+        if b is not None:
+            z += b  # in place: this is the layer's largest array
         return xp.reshape(self.f(xp, z), self.shape_out + (m,)), cols
 
-    def backward(self, xp, w, cols, delta, need_input):
+    def backward(self, xp, w, cols, delta, need_input, bias=True):
         f, oh, ow = self.shape_out
         m = delta.shape[-1]
         d = xp.reshape(delta, (f, oh * ow * m))
-        grads = (nabla_w(cols, d), xp.sum(d, axis=1, keepdims=True))
+        grads = (nabla_w(cols, d), bias_grad(xp, d, bias))
         if not need_input:
             return grads, None
         # col2im: each kernel offset's share of dC/dx lands on its shifted
@@ -305,7 +316,9 @@ class BatchNorm:
                              f"alone in a mini-batch, and {where} cannot normalize one "
                              "example (it has no variance); choose another mini_batch_size")
 
-    def forward(self, xp, w, b, x, buffers, train):
+    def forward(self, xp, w, b, x, buffers, train, shift=None):
+        """`shift`: the bias the layer before left out of x (Model.cancelled),
+        which the running mean, used without it, must still count."""
         m = x.shape[-1]
         k = self.positions * m  # numbers per channel
         z = xp.reshape(x, (self.channels, k))
@@ -316,7 +329,8 @@ class BatchNorm:
             mu = row_sums(xp, z) / k
             zc = z - mu
             var = row_dots(xp, zc, zc) / k
-            buffers[self.mean] = (1.0 - MOMENTUM) * buffers[self.mean] + MOMENTUM * mu
+            seen = mu if shift is None else mu + shift
+            buffers[self.mean] = (1.0 - MOMENTUM) * buffers[self.mean] + MOMENTUM * seen
             buffers[self.var] = ((1.0 - MOMENTUM) * buffers[self.var]
                                  + MOMENTUM * (k / (k - 1)) * var)
         else:
