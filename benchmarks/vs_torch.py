@@ -16,6 +16,7 @@ large-GEMM rate measured in the same run and each network's FLOPs per
 example, so throughput reads as a fraction of the arithmetic bound.
 """
 
+import importlib
 import os
 import statistics
 import sys
@@ -94,9 +95,10 @@ def timed(fn):
 def ours(dn, name, rows, labels, m):
     model_options, options, _ = RECIPES[name]
     net = dn.Model(**model_options, seed=0, device="cpu")
-    run = dn.training.Run(net, mini_batch_size=m, **options)
-    device_rows, device_labels = dn.training.to_device(net, _Data(rows, labels))
-    return lambda: dn.training.run_epoch(run, device_rows, device_labels)
+    training = importlib.import_module(f"{dn.__name__}.training")  # --old's too
+    run = training.Run(net, mini_batch_size=m, **options)
+    device_rows, device_labels = training.to_device(net, _Data(rows, labels))
+    return lambda: training.run_epoch(run, device_rows, device_labels)
 
 
 class _Data:

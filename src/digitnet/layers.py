@@ -11,7 +11,8 @@ Each layer has `forward(xp, w, b, x) -> (a, cache)` and
 `backward(xp, w, cache, delta, need_input) -> ((nabla_w, nabla_b), dC/dx)`,
 where `w, b` are the layer's parameters, kept by the model in its `weights`
 and `biases` lists (None for pooling; batch normalization's forward also
-takes the network's buffers and whether it trains), and `delta`
+takes the network's buffers and whether it trains; a b of None and
+backward's `bias=False` leave out a bias the bn layer after cancels), and `delta`
 is dC/dz of the layer's weighted input (for max-pooling, which has none,
 dC/d of its output, and the pool applies its activation's derivative
 itself); the model applies the other layers' activation derivatives
