@@ -395,7 +395,8 @@ def conv_forward(t, xp, name, layer, w, b, a, m):
              lambda r: 2 * r.nbytes)
     z = t(f"{name}: forward GEMM w @ cols", "gemm", lambda: w @ cols,
           lambda r: w.nbytes + cols.nbytes + r.nbytes, flops=2 * w.size * cols.shape[1])
-    t(f"{name}: z += b", "elementwise", lambda: operator.iadd(z, b), 2 * z.nbytes, z.size)
+    if b is not None:  # None: the bn layer after cancels it (Model.cancelled)
+        t(f"{name}: z += b", "elementwise", lambda: operator.iadd(z, b), 2 * z.nbytes, z.size)
     a = z
     if layer.activation is not None:
         a = t(f"{name}: {layer.activation}", "elementwise", lambda: layer.f(xp, z),
@@ -435,14 +436,17 @@ def fc_forward(t, xp, name, layer, w, b, a, m):
     x = xp.reshape(a, (layer.n_in, m))
     wx = t(f"{name}: forward GEMM w @ a", "gemm", lambda: w @ x,
            lambda r: w.nbytes + x.nbytes + r.nbytes, flops=2 * w.size * m)
-    z = t(f"{name}: z + b", "elementwise", lambda: wx + b, 2 * wx.nbytes, wx.size)
+    z = wx if b is None else t(f"{name}: z + b", "elementwise", lambda: wx + b, 2 * wx.nbytes,
+                               wx.size)
+    if layer.activation is None:  # the bn layer after applies f
+        return z, x
     passes = 8 if layer.activation == "softmax" else 2  # softmax: max, -, exp, sum, /
     out = t(f"{name}: {layer.activation}", "elementwise", lambda: layer.f(xp, z),
             passes * z.nbytes, z.size, calls=5 if layer.activation == "softmax" else 1)
     return out, x
 
 
-def conv_backward(t, xp, name, layer, w, cols, delta, need_input, m):
+def conv_backward(t, xp, name, layer, w, cols, delta, need_input, m, bias=True):
     """Conv.backward's calls: BP4 (nabla_w's spans), BP3, and for dC/dx the
     GEMM w^T d (w's columns offset-major) and the col2im of k*k +="""
     f, oh, ow = layer.shape_out
@@ -451,8 +455,7 @@ def conv_backward(t, xp, name, layer, w, cols, delta, need_input, m):
     gw = t(f"{name}: BP4 nabla_w ({spans} span{'s' * (spans > 1)})", "gemm",
            lambda: layers.nabla_w(cols, d), (cols.nbytes + d.nbytes + spans * w.nbytes),
            flops=2 * w.size * d.shape[1], calls=2 * spans - 1)
-    gb = t(f"{name}: BP3 sum", "elementwise", lambda: xp.sum(d, axis=1, keepdims=True),
-           d.nbytes, d.size)
+    gb = bp3(t, xp, name, d, bias)
     if not need_input:
         return (gw, gb), None
     (c, h, wd), k, p = layer.shape_in, layer.k, layer.pad
@@ -509,11 +512,18 @@ def identity_pool(layer):
     return MaxPool(layer.shape_in, layer.p, None)
 
 
-def fc_backward(t, xp, name, layer, w, x, delta, need_input, m):
+def bp3(t, xp, name, d, bias):
+    """BP3's sum, or the zeros of a bias the bn layer after cancels (not timed)."""
+    if not bias:
+        return layers.bias_grad(xp, d, False)
+    return t(f"{name}: BP3 sum", "elementwise", lambda: xp.sum(d, axis=1, keepdims=True),
+             d.nbytes, d.size)
+
+
+def fc_backward(t, xp, name, layer, w, x, delta, need_input, m, bias=True):
     gw = t(f"{name}: BP4 GEMM delta @ a^T", "gemm", lambda: delta @ x.T,
            lambda r: delta.nbytes + x.nbytes + r.nbytes, flops=2 * w.size * m)
-    gb = t(f"{name}: BP3 sum", "elementwise", lambda: xp.sum(delta, axis=1, keepdims=True),
-           delta.nbytes, delta.size)
+    gb = bp3(t, xp, name, delta, bias)
     if not need_input:
         return (gw, gb), None
     d_in = t(f"{name}: BP2 GEMM w^T @ delta", "gemm", lambda: w.T @ delta,
@@ -521,7 +531,7 @@ def fc_backward(t, xp, name, layer, w, x, delta, need_input, m):
     return (gw, gb), xp.reshape(d_in, layer.shape_in + (m,))
 
 
-def bn_forward(t, xp, name, layer, w, b, a, m):
+def bn_forward(t, xp, name, layer, w, b, a, m, shift=None):
     """BatchNorm.forward whole: its statistics (two matrix-product sums),
     the centring, the scale and shift and the activation, ~6 passes; the
     running statistics it moves are put back for the step to move them."""
@@ -529,7 +539,7 @@ def bn_forward(t, xp, name, layer, w, b, a, m):
     fast = layers.loops(xp) is not None  # scale, shift and ReLU one loop
     out, cache = t(f"{name}: batch norm forward (stats, normalize, activation"
                    f"{'; compiled loop' * fast})", "elementwise",
-                   lambda: layer.forward(xp, w, b, a, dict(buffers), True),
+                   lambda: layer.forward(xp, w, b, a, dict(buffers), True, shift),
                    (5 if fast else 6) * a.nbytes, 6 * a.size, calls=8 if fast else 10)
     return out, cache
 
@@ -588,7 +598,12 @@ def plain_ops(trainee, idx):
                 a = t(f"{name}: input x dropout mask", "elementwise",
                       lambda a=a, mask=masks[i], n=layer.n_in: xp.reshape(a, (n, m)) * mask,
                       lambda r: 3 * r.nbytes, layer.n_in * m)
-            trace.append(FORWARD[type(layer)](t, xp, name, layer, *net.wb(i), a, m))
+            w, b = net.wb(i)
+            extra = {}  # as Model.forward: a bias that the bn after cancels is left out
+            if isinstance(layer, BatchNorm) and i - 1 in net.cancelled:
+                extra = {"shift": net.wb(i - 1)[1]}
+            trace.append(FORWARD[type(layer)](t, xp, name, layer, w,
+                                              None if i in net.cancelled else b, a, m, **extra))
             a = trace[-1][0]
         nabla_w, nabla_b = backward(t, net, trace, masks, y, m)
         want_b, want_w = net.backprop(x, y, masks)
@@ -633,8 +648,9 @@ def backward(t, net, trace, masks, y, m):
     nabla_w, nabla_b = [None] * len(net.weights), [None] * len(net.biases)
     for i in range(len(net.layers) - 1, -1, -1):
         layer, name = net.layers[i], layer_name(net, i)
+        bias = {"bias": False} if i in net.cancelled else {}
         grads, d_in = BACKWARD[type(layer)](t, xp, name, layer, net.wb(i)[0], trace[i][1],
-                                            delta, i > 0, m)
+                                            delta, i > 0, m, **bias)
         if grads is not None:
             nabla_w[net.param[i]], nabla_b[net.param[i]] = grads
         if i == 0:
