@@ -24,9 +24,8 @@ import time
 
 import numpy as np
 
-import digitnet.config  # noqa: F401  (dn.config, dn.schedules and dn.training below)
+import digitnet.config  # noqa: F401  (dn.config and dn.schedules below)
 import digitnet.schedules  # noqa: F401
-import digitnet.training  # noqa: F401
 
 from ab_speed import CONV, SPEED_BN, load
 
