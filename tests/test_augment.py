@@ -195,3 +195,47 @@ def test_each_geometric_parameter_moves_the_source_as_it_says():
     rows, cols, r0, c0, _, _ = coordinates(shear=0.2)  # rows stay, columns lean by row
     np.testing.assert_allclose(rows, r0 + 0 * rows, atol=1e-12)
     np.testing.assert_allclose(np.abs(cols - c0), np.abs(0.2 * r0) + 0 * cols, atol=1e-12)
+
+
+def scaled_strength(factor):
+    """STRENGTH with every range scaled by hand: the reference for `strength`."""
+    return {k: tuple(x * factor for x in v) if isinstance(v, tuple) else v * factor
+            for k, v in augment.STRENGTH.items()}
+
+
+@pytest.mark.parametrize("factor", [0.6, 2.0])
+def test_strength_scales_every_parameter_of_a_draw(factor, monkeypatch):
+    """Each parameter moves by `factor` about its still value (1 for scale
+    and aspect, 0 for the rest), from the same random numbers; and the draw
+    is bit for bit the one of STRENGTH scaled by hand."""
+    n = 2000
+    base = augment.draw(np.random.default_rng(7), n)
+    got = augment.draw(np.random.default_rng(7), n, factor)
+    assert set(got) == set(RANGES)
+    for name in RANGES:
+        rest = 1.0 if name in ("scale", "aspect") else 0.0
+        np.testing.assert_allclose(got[name] - rest, factor * (base[name] - rest),
+                                   rtol=1e-12, atol=1e-14, err_msg=name)
+    assert not np.allclose(got["angle"], base["angle"])
+    monkeypatch.setattr(augment, "STRENGTH", scaled_strength(factor))
+    by_hand = augment.draw(np.random.default_rng(7), n)
+    for name in RANGES:
+        np.testing.assert_array_equal(got[name], by_hand[name], err_msg=name)
+
+
+def test_the_trainer_draws_with_the_runs_strength(mnist, monkeypatch):
+    """augment_strength reaches every mini-batch's draw: a run at 0.6 ends
+    bit for bit where a run at 1 with STRENGTH scaled by hand ends, and
+    away from a run at 1."""
+    training_set, _, _ = mnist
+    data = training_set[:200]
+
+    def trained(strength):
+        net = Model("fc:30,softmax:10", activation="relu", init="scaled", seed=4,
+                    device="cpu", dtype="float64")
+        net.sgd(data, 2, 10, 0.1, augment=True, augment_strength=strength, momentum=0.5)
+        return net.weights[0].copy()
+    mild, full = trained(0.6), trained(1.0)
+    monkeypatch.setattr(augment, "STRENGTH", scaled_strength(0.6))
+    np.testing.assert_array_equal(trained(1.0), mild)
+    assert not np.allclose(mild, full)

@@ -45,6 +45,11 @@ from digitnet import cli
     (["train", "--schedule", "cosine", "--warmup", "1"], "--warmup: must be in [0, 1)"),
     (["train", "--nesterov"], "--nesterov needs --momentum > 0"),
     (["train", "--label-smoothing", "1.5"], "--label-smoothing: must be in [0, 1)"),
+    (["train", "--augment-strength", "0.6"],
+     "--augment-strength scales the distortions of --augment: give --augment too"),
+    (["train", "--augment", "--augment-strength", "3"],
+     "--augment-strength: must be in (0, 2]"),
+    (["train", "--augment", "--augment-strength", "0"], "--augment-strength: must be in (0, 2]"),
     (["train", "--schedule", "one-cycle", "--patience", "2", "--eta-decay", "4"],
      "--eta-decay halves a constant learning rate, and one-cycle sets its own"),
 ])

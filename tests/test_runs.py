@@ -17,9 +17,11 @@ from digitnet import checkpoint, cli, runs, training
 CONV = ["--layers", "conv:2x5x5,pool:4,fc:10,softmax:10", "--activation", "relu", "--init",
         "scaled", "--momentum", "0.5", "--lmbda", "1", "--dropout", "0.2", "--eta", "0.05",
         "--batch-size", "50"]
-# issue 20's levers, every one at once: per-step rates, Nesterov, smoothing
+# issue 20's levers, every one at once: per-step rates, Nesterov, smoothing,
+# and the record recipe's milder augmentation
 LEVERS = CONV + ["--schedule", "one-cycle", "--warmup", "0.3", "--nesterov",
-                 "--label-smoothing", "0.1", "--test-at-end"]
+                 "--label-smoothing", "0.1", "--test-at-end", "--augment",
+                 "--augment-strength", "0.6"]
 
 
 def start(args, data_dir):
@@ -140,6 +142,7 @@ def test_a_run_with_every_lever_resumes_bit_for_bit(small_split, tmp_path, monke
     assert_same_files(b, a)
     resumed, _ = checkpoint.load_run(kept, device="cpu")
     assert resumed.epoch == 4 and resumed.config.schedule == "one-cycle"
+    assert resumed.config.augment and resumed.config.augment_strength == 0.6
     assert resumed.config.test_at_end and "test_accuracy" in training.best_epoch(resumed.history)
 
 

@@ -36,6 +36,8 @@ BAD_FIELDS = [
     ("warmup", -0.1), ("warmup", 1.0), ("warmup", NAN), ("warmup", True),
     ("nesterov", 1), ("label_smoothing", -0.1), ("label_smoothing", 1.0),
     ("label_smoothing", NAN), ("label_smoothing", True), ("test_at_end", 1),
+    ("augment_strength", 0), ("augment_strength", -0.6), ("augment_strength", 2.01),
+    ("augment_strength", NAN), ("augment_strength", True), ("augment_strength", "0.6"),
 ]
 # each edge a condition allows: a check drawn too tight refuses one
 EDGES = [("mini_batch_size", 1), ("mini_batch_size", 3.0), ("eta", 1e-9), ("lmbda", 0),
@@ -65,6 +67,8 @@ CONFLICTS = [
      "eta_decay halves a constant learning rate, and cosine sets its own"),
     (dict(warmup=0.2), dict(schedule="one-cycle"), "warmup is part of the one-cycle"),
     (dict(nesterov=True), dict(momentum=0.9), "nesterov needs momentum > 0"),
+    (dict(augment_strength=0.6), dict(augment=True),
+     "augment_strength scales the distortions of augment: give augment too"),
 ]
 
 
@@ -73,6 +77,13 @@ def test_each_conflict_alone_and_its_cure(bad, fix, line):
     found = config.problems({**GOOD, **bad})
     assert len(found) == 1 and found[0].startswith(line)
     assert config.problems({**GOOD, **bad, **fix}) == []
+
+
+@pytest.mark.parametrize("value", [1e-9, 0.6, 1, 2])
+def test_each_augment_strength_allowed_with_augment(value):
+    assert config.problems({**GOOD, "augment": True, "augment_strength": value}) == []
+    assert TrainConfig(**{**GOOD, "augment": True, "augment_strength": value}).augment_strength \
+        == float(value)
 
 
 def test_settings_missing_or_unknown():

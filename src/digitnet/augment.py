@@ -38,9 +38,12 @@ STRENGTH = {"rotate": 12.0,      # degrees, +-
 GRID = 4  # coarse elastic grid points per side
 
 
-def draw(rng, m):
-    """The random parameters of m distortions, as host float64 arrays."""
-    s = STRENGTH
+def draw(rng, m, strength=1.0):
+    """The random parameters of m distortions, as host float64 arrays.
+    `strength` scales every range: 1 reads other people's handwriting best;
+    MNIST's own test set is read best by milder ones (the record recipe's 0.6)."""
+    s = {k: tuple(x * strength for x in v) if isinstance(v, tuple) else v * strength
+         for k, v in STRENGTH.items()}
     u = lambda low, high, shape=(m,): rng.uniform(low, high, shape)
     return {"angle": u(-s["rotate"], s["rotate"]) * math.pi / 180,
             "scale": 1 + u(-s["scale"], s["scale"]),

@@ -21,7 +21,7 @@ from .activations import ACTIVATIONS
 from .cli_runs import DEFAULTS
 from .cliargs import (DATA_DIR_HELP, Parser, add_data_args, add_device_arg, dataset_for,
                       fraction, int_at_least, load_network, non_negative_float,
-                      positive_float, quiet_pipe, stdout_closed)
+                      positive_float, quiet_pipe, stdout_closed, strength)
 from .config import ENGINES, OPTIMIZERS, SCHEDULES
 from .costs import COSTS
 from .ensemble import Ensemble
@@ -85,6 +85,9 @@ def build_parser():
     flag("--augment", group=opt, action="store_true",
          help="distort every mini-batch afresh: rotation, scale, shear, shift, elastic "
               "distortion, stroke thickness and blur (reads more people's handwriting)")
+    flag("--augment-strength", group=opt, type=strength, metavar="S",
+         help="with --augment: scale every distortion's range, up to 2 (0.6: closer to "
+              "MNIST's own test set)")
     fast = t.add_argument_group("beyond the book (schedules, docs/cli.md)")
     flag("--schedule", group=fast, choices=SCHEDULES,
          help="eta over the run: constant (halved by --eta-decay), or set at every "

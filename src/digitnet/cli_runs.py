@@ -35,7 +35,7 @@ FLAGS = {"mini_batch_size": "--batch-size", "eta_decay": "--eta-decay", "eta": "
          "monitor_training": "--monitor-training", "schedule": "--schedule",
          "warmup": "--warmup", "nesterov": "--nesterov", "label_smoothing": "--label-smoothing",
          "test_at_end": "--test-at-end", "optimizer": "--optimizer", "beta1": "--beta1",
-         "beta2": "--beta2"}
+         "beta2": "--beta2", "augment_strength": "--augment-strength"}
 # The command's own settings a checkpoint keeps (its `extra`), and their checks.
 EXTRA = {
     "epochs": (lambda v: whole(v, 1), "a whole number >= 1"),

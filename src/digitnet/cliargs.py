@@ -38,6 +38,7 @@ positive_float = number_in(lambda v: 0 < v < float("inf"), "a positive number")
 non_negative_float = number_in(lambda v: 0 <= v < float("inf"), "a number >= 0")
 fraction = number_in(lambda v: 0 <= v < 1, "in [0, 1)")
 percentage = number_in(lambda v: 0 <= v <= 100, "a percentage in [0, 100]")
+strength = number_in(lambda v: 0 < v <= 2, "in (0, 2]")
 
 
 def int_at_least(low):

@@ -55,11 +55,12 @@ FIELDS = {
     "optimizer": (lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
     "beta1": (lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "beta2": (lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "augment_strength": (lambda v: number(v) and 0 < v <= 2, "a number in (0, 2]"),
 }
 # Settings that checkpoints from before them lack: their defaults then hold
 # (the command line kept its epochs and monitor_training in `extra`).
 LATER = ("augment", "epochs", "monitor_training", "schedule", "warmup", "nesterov",
-         "label_smoothing", "test_at_end", "optimizer", "beta1", "beta2")
+         "label_smoothing", "test_at_end", "optimizer", "beta1", "beta2", "augment_strength")
 
 
 def show(value, width=40):
@@ -101,6 +102,9 @@ def conflicts(s, prefix):
     if s["warmup"] and s["schedule"] == "constant":
         found.append(f"{prefix}warmup is part of the one-cycle and cosine schedules, "
                      f"not the constant one")
+    if s["augment_strength"] != 1 and not s["augment"]:
+        found.append(f"{prefix}augment_strength scales the distortions of {prefix}augment: "
+                     f"give {prefix}augment too")
     if s["nesterov"] and not s["momentum"]:
         found.append(f"{prefix}nesterov needs {prefix}momentum > 0")
     if s["optimizer"] == "adam" and s["momentum"]:
@@ -133,7 +137,9 @@ class TrainConfig:
     rather than e_label; test_at_end, measuring the test set once, at the
     best validation epoch after training, rather than after every epoch;
     optimizer, "sgd" or "adam" (AdamW: lmbda then decays the weights apart
-    from the gradient), with Adam's beta1 and beta2 (optimizers.py).
+    from the gradient), with Adam's beta1 and beta2 (optimizers.py);
+    augment_strength, scaling every range of augment's distortions (up to 2:
+    beyond, rotations past 24 degrees and shifts past 5 pixels).
     """
 
     mini_batch_size: int
@@ -154,6 +160,7 @@ class TrainConfig:
     optimizer: str = "sgd"
     beta1: float = 0.9
     beta2: float = 0.999
+    augment_strength: float = 1.0
 
     def __post_init__(self):
         found = problems(dataclasses.asdict(self))
@@ -163,7 +170,8 @@ class TrainConfig:
         # whatever the caller passed (numpy scalars, 10.0 for 10)
         for key, kind in (("mini_batch_size", int), ("eta", float), ("lmbda", float),
                           ("momentum", float), ("epochs", int), ("warmup", float),
-                          ("label_smoothing", float), ("beta1", float), ("beta2", float)):
+                          ("label_smoothing", float), ("beta1", float), ("beta2", float),
+                          ("augment_strength", float)):
             object.__setattr__(self, key, kind(getattr(self, key)))
         if self.patience is not None:
             object.__setattr__(self, "patience", int(self.patience))

@@ -120,7 +120,8 @@ def stepper(net, rows, labels, config, eta, optimizer=None):
     def step(idx):
         x = backend.bytes_to_float(xp, xp.take(rows, idx, axis=0), net.dtype).T
         if config.augment:
-            x = augment.augment(xp, x, augment.draw(net.rng, x.shape[1]), side)
+            params = augment.draw(net.rng, x.shape[1], config.augment_strength)
+            x = augment.augment(xp, x, params, side)
         y = targets(xp, xp.take(labels, idx), eye, config.label_smoothing)
         masks = net.dropout_masks(x.shape[1]) if net.dropout else None
         nabla_b, nabla_w = gradient(net, x, y, masks)
