@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's recipe table and picture: the record recipe for seeds 0-2 and
 # their ensemble, then seed 0 of the chapter-1, dense and conv recipes with
-# --metrics (about 60 minutes on 2 cores; run it alone), then the picture
+# --metrics (about 90 minutes on 2 cores; run it alone), then the picture
 # from these and speedrun.sh's speed and PyTorch runs.
 #   DIGITNET_DATA=../shared/data bash benchmarks/recipes.sh
 set -uo pipefail
@@ -13,10 +13,11 @@ run() {  # name, then the command after `digitnet`
     echo "$name: $(grep 'best validation' "runs/$name.log") $(cat "runs/$name.wall")"
 }
 for s in 0 1 2; do
-    run record-s$s digitnet train --layers conv:32x5x5,pool:2,conv:64x5x5,pool:2,fc:256,softmax:10 \
-        --activation relu --init scaled --dropout 0.25 --batch-size 64 --eta 0.1 --momentum 0.9 \
-        --nesterov --lmbda 25 --schedule one-cycle --warmup 0.2 --label-smoothing 0.1 --expand \
-        --epochs 12 --seed $s --save runs/record-s$s.npz --metrics runs/record-s$s.json
+    run record-s$s digitnet train --layers conv:32x3x3,bn,conv:32x3x3,bn,pool:2,conv:64x3x3,bn,conv:64x3x3,bn,pool:2,fc:256,bn,softmax:10 \
+        --activation relu --init scaled --batch-size 64 --eta 0.2 --momentum 0.9 --nesterov \
+        --lmbda 5 --schedule one-cycle --warmup 0.2 --label-smoothing 0.1 --augment \
+        --augment-strength 0.6 --test-at-end --epochs 20 --seed $s --save runs/record-s$s.npz \
+        --metrics runs/record-s$s.json
 done
 digitnet evaluate runs/record-s0.npz runs/record-s1.npz runs/record-s2.npz
 run chapter1 digitnet train --seed 0 --metrics runs/chapter1.json
