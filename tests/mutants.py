@@ -158,7 +158,7 @@ MUTANTS = [
      'if s["augment_strength"] != 1 and not s["augment"] and False:'),
     ("augment-strength-unbounded", "config.py", '"augment_strength": (lambda v: number(v) and 0 < v <= 2,',
      '"augment_strength": (lambda v: number(v) and 0 < v,'),
-    ("augment-never-applied", "engines.py", "        if config.augment:\n            x = augment.augment(", "        if False:\n            x = augment.augment("),
+    ("augment-never-applied", "engines.py", "        if config.augment:\n            params = augment.draw(", "        if False:\n            params = augment.draw("),
     ("augment-shift-ignored", "augment.py", 'sr, sc = as_x(params["shift"][0:1]), as_x(params["shift"][1:2])',
      'sr, sc = 0 * as_x(params["shift"][0:1]), as_x(params["shift"][1:2])'),
     ("bytes-scaled-wrong", "backend.py", "f = xp.astype(x, xp.float32) / 255.0", "f = xp.astype(x, xp.float32) / 256.0"),
