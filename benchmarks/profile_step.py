@@ -64,6 +64,8 @@ SPEED_MODEL = dict(layers=SPEED, activation="relu", init="scaled")
 # the README's speed recipe since batch normalization (issue 27)
 SPEED_BN_MODEL = dict(SPEED_MODEL, layers="conv:16x5x5,bn,pool:2,conv:32x5x5,bn,pool:2,fc:128,bn,"
                       "softmax:10")
+RECORD_MODEL = dict(SPEED_MODEL, layers="conv:32x3x3,bn,conv:32x3x3,bn,pool:2,conv:64x3x3,bn,"
+                    "conv:64x3x3,bn,pool:2,fc:256,bn,softmax:10")
 # README's speed recipe (its run options; --expand is the `expanded` flag below)
 SPEED_RUN = dict(eta=0.1, momentum=0.9, nesterov=True, lmbda=25.0, schedule="one-cycle",
                  warmup=0.2, label_smoothing=0.1, epochs=3)
@@ -85,6 +87,8 @@ NETS = {
     "speed-20": Net(SPEED_MODEL, SPEED_RUN, 20, True),
     "speed-64": Net(SPEED_MODEL, SPEED_RUN, 64, True),
     "speed-bn-64": Net(SPEED_BN_MODEL, dict(SPEED_RUN, eta=0.2, epochs=1), 64, True),
+    # the record recipe's network (issue 27), its distortions left out
+    "record-64": Net(RECORD_MODEL, dict(SPEED_RUN, eta=0.2, lmbda=5.0, epochs=20), 64, False),
 }
 N_ROWS = 10_000  # rows the steps draw their mini-batches from
 
