@@ -16,7 +16,7 @@ for s in 0 1 2; do
     run record-s$s digitnet train --layers conv:32x3x3,bn,conv:32x3x3,bn,pool:2,conv:64x3x3,bn,conv:64x3x3,bn,pool:2,fc:256,bn,softmax:10 \
         --activation relu --init scaled --batch-size 64 --eta 0.2 --momentum 0.9 --nesterov \
         --lmbda 5 --schedule one-cycle --warmup 0.2 --label-smoothing 0.1 --augment \
-        --augment-strength 0.6 --test-at-end --epochs 20 --seed $s --save runs/record-s$s.npz \
+        --augment-strength 0.4 --test-at-end --epochs 20 --seed $s --save runs/record-s$s.npz \
         --metrics runs/record-s$s.json
 done
 digitnet evaluate runs/record-s0.npz runs/record-s1.npz runs/record-s2.npz
