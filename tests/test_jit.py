@@ -332,3 +332,34 @@ def test_switched_off_from_the_start_numba_never_loads():
                              env=dict(os.environ, DIGITNET_JIT=flag), check=True).stdout
         assert out.splitlines()[0] == loaded
         assert f"numba     {numba_version()}, {line}" in out
+
+
+def test_a_read_only_install_compiles_without_its_cache():
+    """Numba finds nowhere to write its cache (a read-only install run by a
+    user with no writable home: a service account, a read-only container),
+    which made every command fail: the loops then compile in each process,
+    and train a dense and a conv net to the same bits as cached loops do."""
+    code = ("import sys, hashlib, numpy as np\n"
+            "if sys.argv[1] == 'nowhere':\n"
+            "    from numba.core import caching; caching.CacheImpl._locator_classes = []\n"
+            "from digitnet import Model, jit\n"
+            "from digitnet.data import Dataset\n"
+            "rng = np.random.default_rng(0)\n"
+            "digest = hashlib.sha256()\n"
+            "for layers, shape in (('fc:40,softmax:10', (1, 28, 28)),\n"
+            "                      ('conv:4x3x3,bn,pool:2,softmax:10', (1, 8, 8))):\n"
+            "    net = Model(layers, activation='relu', seed=0, device='cpu', input_shape=shape)\n"
+            "    n = int(np.prod(shape))\n"
+            "    data = Dataset(rng.random((n, 16)).astype(np.float32), np.arange(16) % 10)\n"
+            "    net.sgd(data, 1, 8, 0.1, momentum=0.9, verbose=False)\n"
+            "    for name, value in sorted(net.store.state_dict().items()):\n"
+            "        digest.update(name.encode()); digest.update(np.ascontiguousarray(value).tobytes())\n"
+            "print(type(jit._sgd._cache).__name__, digest.hexdigest())\n")
+    runs = {where: subprocess.run([sys.executable, "-c", code, where], capture_output=True,
+                                  text=True, env=dict(os.environ, DIGITNET_JIT="1"))
+            for where in ("nowhere", "cached")}
+    assert runs["nowhere"].returncode == 0, runs["nowhere"].stderr[-800:]
+    assert runs["cached"].returncode == 0, runs["cached"].stderr[-800:]
+    nowhere, cached = (runs[w].stdout.split() for w in ("nowhere", "cached"))
+    assert (nowhere[0], cached[0]) == ("NullCache", "FunctionCache")
+    assert nowhere[1] == cached[1]

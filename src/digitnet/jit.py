@@ -53,7 +53,15 @@ def _compiled(fn):
     # error_model="numpy": x / 0 is inf, as in the chain, not an exception.
     if numba is None:
         return fn
-    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+    try:
+        return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+    except RuntimeError as e:
+        # A read-only install run by a user with no writable cache (a
+        # service account, a read-only container): Numba refuses to cache,
+        # so compile afresh in each process rather than fail every command.
+        if "cannot cache" not in str(e):
+            raise
+        return numba.njit(nogil=True, error_model="numpy")(fn)
 
 
 def _inline(fn):
