@@ -428,6 +428,9 @@ MUTANTS = [
      "            s = v[i, j] * mu - (nabla[i, j] + wb[i, j] * decay)"),
     ("jit-nesterov-lookahead-lost", "jit.py", "            wb[i, j] = (wb[i, j] + s * mu) - g",
      "            wb[i, j] = (wb[i, j] + s) - g"),
+    # a read-only install with no writable cache: the fallback lost
+    ("jit-uncached-fallback-lost", "jit.py",
+     '        return numba.njit(nogil=True, error_model="numpy")(fn)', "        raise"),
     # jit.py's conv, pooling and bn loops (issue 28)
     ("jit-col2im-offsets-reversed", "jit.py", "                for i in range(k):\n                    yy = y + p - i",
      "                for i in range(k - 1, -1, -1):\n                    yy = y + p - i"),
