@@ -430,7 +430,7 @@ MUTANTS = [
      "            wb[i, j] = (wb[i, j] + s) - g"),
     # a read-only install with no writable cache: the fallback lost
     ("jit-uncached-fallback-lost", "jit.py",
-     '        return numba.njit(nogil=True, error_model="numpy")(fn)', "        raise"),
+     "        return numba.njit(**options)(fn)", "        raise"),
     # jit.py's conv, pooling and bn loops (issue 28)
     ("jit-col2im-offsets-reversed", "jit.py", "                for i in range(k):\n                    yy = y + p - i",
      "                for i in range(k - 1, -1, -1):\n                    yy = y + p - i"),

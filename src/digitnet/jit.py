@@ -53,15 +53,16 @@ def _compiled(fn):
     # error_model="numpy": x / 0 is inf, as in the chain, not an exception.
     if numba is None:
         return fn
+    options = dict(nogil=True, error_model="numpy")
     try:
-        return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+        return numba.njit(cache=True, **options)(fn)
     except RuntimeError as e:
         # A read-only install run by a user with no writable cache (a
         # service account, a read-only container): Numba refuses to cache,
         # so compile afresh in each process rather than fail every command.
         if "cannot cache" not in str(e):
             raise
-        return numba.njit(nogil=True, error_model="numpy")(fn)
+        return numba.njit(**options)(fn)
 
 
 def _inline(fn):
