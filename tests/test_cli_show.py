@@ -116,7 +116,8 @@ def test_plot_curves(tmp_path, capsys):
 
 def test_plot_time_draws_each_run_against_its_seconds(tmp_path, capsys):
     """Every epoch that measured the test set, at its elapsed seconds; an
-    epoch without test figures (--test-at-end) is left out, not drawn at 0."""
+    epoch without test figures (--test-at-end) is left out, not drawn at 0,
+    and the run's validation accuracy is drawn dashed instead."""
     run = {"config": {}, "epochs": [
         {"epoch": 1, "elapsed": 10.0, "validation_accuracy": 0.98, "test_accuracy": 0.981},
         {"epoch": 2, "elapsed": 20.5, "validation_accuracy": 0.99},
@@ -130,6 +131,18 @@ def test_plot_time_draws_each_run_against_its_seconds(tmp_path, capsys):
     assert list(lines["speed"].get_xdata()) == [10.0, 31.0]
     assert list(lines["speed"].get_ydata()) == pytest.approx([0.981, 0.9953])
     assert "old" not in lines and ax.get_xscale() == "log" and ax.get_yscale() == "logit"
+    # measured the test set less often: its validation accuracy dashed beside it
+    validation = lines["speed, validation"]
+    assert list(validation.get_xdata()) == [10.0, 20.5, 31.0]
+    assert list(validation.get_ydata()) == pytest.approx([0.98, 0.99, 0.995])
+    assert validation.get_color() == lines["speed"].get_color()
+    assert validation.get_linestyle() == "--" and lines["speed"].get_linestyle() == "-"
+    assert ax.get_ylim()[0] == pytest.approx(0.975)  # the lowest drawn, validation's 98%, less 0.5
+    for r in run["epochs"]:
+        r["test_accuracy"] = r["validation_accuracy"] + 0.001  # measured every epoch: no dashes
+    path.write_text(json.dumps(run))
+    fig = plots.time_to_accuracy([str(path)], labels=["every"])
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["every"]
     out = tmp_path / "time.png"
     assert cli.main(["plot", "time", str(path), "--target", "99.5", "--out", str(out)]) == 0
     assert capsys.readouterr().out == f"wrote {out}\n" and png_size(out) == (800, 450)

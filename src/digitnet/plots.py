@@ -145,12 +145,13 @@ def learning_curves(runs, labels=None, path=None):
     return _done(fig, path)
 
 
-def time_curve(run):
-    """(seconds, test accuracy %) after each epoch that measured the test
-    set: the wall time since training began, evaluation included."""
-    points = [(r["elapsed"], 100 * r.get("test_accuracy", r.get("accuracy")))
+def time_curve(run, key="test_accuracy"):
+    """(seconds, accuracy %) after each epoch that measured `key`'s set:
+    the wall time since training began, evaluation included."""
+    value = lambda r: r.get(key, r.get("accuracy")) if key == "test_accuracy" else r.get(key)
+    points = [(r["elapsed"], 100 * value(r))
               for r in run["epochs"] if isinstance(r, dict) and number(r.get("elapsed"))
-              and r["elapsed"] > 0 and number(r.get("test_accuracy", r.get("accuracy")))]
+              and r["elapsed"] > 0 and number(value(r))]
     return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -158,8 +159,10 @@ def time_to_accuracy(runs, labels=None, target=None, path=None):
     """Test accuracy against wall seconds, one line per run, both axes
     stretched where the recipes differ: time on a log scale (a one-minute
     run and a thirty-minute one on one picture) and accuracy on a logit
-    scale (95% -> 99% is as far as 99% -> 99.8%).  `target`, a
-    percentage, is drawn as a level line."""
+    scale (95% -> 99% is as far as 99% -> 99.8%).  A run that measured
+    the test set less often than the validation set (--test-at-end: once)
+    gets its validation accuracy dashed beside it, so its progress shows.
+    `target`, a percentage, is drawn as a level line."""
     runs, labels = labelled_runs(runs, labels)
     curves = [time_curve(r) for r in runs]
     if not any(x for x, _ in curves):
@@ -167,15 +170,25 @@ def time_to_accuracy(runs, labels=None, target=None, path=None):
     fig = figure(8, 4.5)  # first: a missing matplotlib is require's one line
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
     ax = fig.subplots()
-    for i, ((x, y), label) in enumerate(zip(curves, labels)):
-        if x:  # clipped off 100%, which the logit scale puts at infinity
-            ax.plot(x, [min(v, 99.99) / 100 for v in y], "-", color=f"C{i % 10}",
-                    marker="." if len(x) < 60 else None, label=label)
+    drawn = []
+
+    def draw(x, y, style, colour, label, marker="."):
+        # clipped off 100%, which the logit scale puts at infinity
+        ax.plot(x, [min(v, 99.99) / 100 for v in y], style, color=colour,
+                marker=marker if len(x) < 60 else None, label=label)
+        drawn.extend(y)
+    for i, ((x, y), label, run) in enumerate(zip(curves, labels, runs)):
+        if not x:
+            continue
+        draw(x, y, "-", f"C{i % 10}", label)
+        vx, vy = time_curve(run, "validation_accuracy")
+        if len(vx) > len(x):
+            draw(vx, vy, "--", f"C{i % 10}", f"{label}, validation", marker=None)
     if target is not None:
         ax.axhline(target / 100, color="0.4", linewidth=0.8, linestyle=":")
     ax.set_xscale("log")
     ax.set_yscale("logit")
-    seconds = [1, 3, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200]
+    seconds = [1, 3, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200]  # 1200 crowds 1800
     ax.xaxis.set_major_locator(FixedLocator(seconds))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -183,7 +196,7 @@ def time_to_accuracy(runs, labels=None, target=None, path=None):
     ax.yaxis.set_major_locator(FixedLocator(levels))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
-    low = min(min(y) for _, y in curves if y)
+    low = min(drawn)
     ax.set_ylim(max(min(low, target or 100) / 100 - 0.005, 0.5), 0.998)
     ax.set_xlabel("wall seconds since training began (log scale)")
     ax.set_ylabel("test accuracy (logit scale)")
