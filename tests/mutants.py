@@ -452,6 +452,18 @@ MUTANTS = [
      "(zc[c, n] * ac + (d[c, n] - bc)) * sc"),
     ("jit-bn-sigmoid-taken", "jit.py", 'if activation not in (None, "relu")',
      'if activation not in (None, "relu", "sigmoid", "tanh")'),
+    # jit_augment.py's distortion loops (issue 27's recipes' speed)
+    ("jit-augment-weight-widened", "jit_augment.py", "wr = fr if dr else one - fr",
+     "wr = fr if dr else 1 - fr"),
+    ("jit-augment-corners-swapped", "jit_augment.py", "wc = fc if dc else one - fc",
+     "wc = one - fc if dc else fc"),
+    ("jit-augment-dilation-off-by-one", "jit_augment.py", "yy, xc = y + i - 1, xx + j - 1",
+     "yy, xc = y + i - 1, xx + j"),
+    ("jit-augment-blur-from-unthickened", "jit_augment.py",
+     "blurred = blurred + _near(x1, y, xx, k // 3, k % 3, e, side, zero) * weights[k]",
+     "blurred = blurred + _near(x, y, xx, k // 3, k % 3, e, side, zero) * weights[k]"),
+    ("jit-augment-clip-lost", "jit_augment.py", "out[q, e] = _smaller(_larger(v, zero), one)",
+     "out[q, e] = v"),
     # issue 27's padding
     ("conv-padding-not-cropped", "layers.py", "        return grads, dx[:, p:p + h, p:p + wd, :] if p else dx",
      "        return grads, dx[:, :h, :wd, :]"),

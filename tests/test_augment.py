@@ -239,3 +239,50 @@ def test_the_trainer_draws_with_the_runs_strength(mnist, monkeypatch):
     monkeypatch.setattr(augment, "STRENGTH", scaled_strength(0.6))
     np.testing.assert_array_equal(trained(1.0), mild)
     assert not np.allclose(mild, full)
+
+
+def test_the_compiled_distortions_are_the_passes_bit_for_bit(mnist, monkeypatch):
+    """jit_augment's two loops against augment.py's NumPy passes on real
+    digits, both dtypes, every strength's reach (coordinates far outside
+    the picture at 2), and pixels no digit has (negative, above one, both
+    signed zeros, NaN): the same bits, and each loop ran."""
+    pytest.importorskip("numba")
+    from digitnet import jit_augment
+    ran = []
+    for name in ("_sample", "_thicken_blur"):
+        real = getattr(jit_augment, name)
+        monkeypatch.setattr(jit_augment, name, lambda *a, real=real, name=name:
+                            ran.append(name) or real(*a))
+    training_set, _, _ = mnist
+    rng = np.random.default_rng(5)
+    odd = rng.standard_normal((784, 7)) * 0.8 + 0.3
+    odd.flat[::17], odd.flat[5::19], odd.flat[3::23] = -0.0, 0.0, np.nan
+    for dtype in (np.float32, np.float64):
+        for x, strength in ((training_set.rows[:64].T, 0.4), (training_set.rows[64:77].T, 1.0),
+                            (training_set.rows[80:85].T, 2.0), (odd, 2.0)):
+            x = x.astype(dtype).T.copy().T  # a transposed view, as the trainer's mini-batch
+            params = augment.draw(rng, x.shape[1], strength)
+            monkeypatch.setenv("DIGITNET_JIT", "1")
+            got = augment.augment(np, x, params)
+            monkeypatch.setenv("DIGITNET_JIT", "0")
+            want = augment.augment(np, x, params)
+            np.testing.assert_array_equal(got, want, strict=True)
+            assert np.array_equal(np.signbit(got), np.signbit(want))
+            assert np.isnan(want).any() == np.isnan(x).any()
+    assert ran == ["_sample", "_thicken_blur"] * 8
+    ran.clear()
+
+    def train():
+        net = Model("fc:30,softmax:10", activation="relu", init="scaled", seed=4, device="cpu",
+                    dtype="float32")
+        run = training.Run(net, mini_batch_size=20, eta=0.1, momentum=0.9, augment=True,
+                           augment_strength=0.6, epochs=2)
+        training.fit(run, training_set[:200], 2)
+        return run.state_dict()["arrays"]  # the weights, biases and velocities
+    monkeypatch.setenv("DIGITNET_JIT", "1")
+    got = train()
+    monkeypatch.setenv("DIGITNET_JIT", "0")
+    want = train()
+    assert ran == ["_sample", "_thicken_blur"] * 20 and got.keys() == want.keys()
+    for key in want:  # the trainer's run, every array of its state
+        np.testing.assert_array_equal(got[key], want[key], strict=True)

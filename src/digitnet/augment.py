@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from .layers import loops
+
 # Ranges of the per-example draws: wide enough to cover other people's
 # handwriting (slant, size, thick or thin pens), narrow enough that a digit
 # stays itself (a 6 rotated by 180 degrees is a 9).
@@ -99,9 +101,22 @@ def source_coordinates(xp, params, side, dtype):
     return rows, cols
 
 
+def compiled(xp):
+    """jit_augment's loops for NumPy arrays when Numba's loops run, else
+    None (the passes below run); imported here, so Numba loads only when used."""
+    if loops(xp) is None:
+        return None
+    from . import jit_augment
+    return jit_augment
+
+
 def sample(xp, x, rows, cols, side):
     """Bilinear sampling of the (side*side, m) pictures x at (rows, cols),
     with black outside the picture."""
+    fast = compiled(xp)
+    out = fast and fast.sample(x, rows, cols, side)
+    if out is not None:
+        return out
     m = x.shape[1]
     flat = xp.reshape(x, (-1,))
     example = xp.reshape(xp.arange(m, dtype=xp.int64), (1, m))
@@ -131,23 +146,31 @@ def neighbours(xp, x, side):
     return [padded[i:i + side, j:j + side, :] for i in range(3) for j in range(3)]
 
 
+BLUR = (1, 2, 1, 2, 4, 2, 1, 2, 1)  # the 3x3 Gaussian's weights, in sixteenths
+
+
 def thicken_and_blur(xp, x, thicken, blur, side):
     """Blend each picture towards its dilation or erosion, then towards its
-    3x3 Gaussian blur, by its own amounts (arrays of shape (1, m))."""
+    3x3 Gaussian blur, by its own amounts (arrays of shape (1, m)), and
+    clip to [0, 1]."""
+    grow, shrink = xp.maximum(thicken, 0.0), xp.maximum(-thicken, 0.0)
+    fast = compiled(xp)
+    out = fast and fast.thicken_blur(x, grow, shrink, blur,
+                                     np.array([w / 16 for w in BLUR], dtype=x.dtype), side)
+    if out is not None:
+        return out
     near = neighbours(xp, x, side)
     dilated, eroded = near[0], near[0]
     for v in near[1:]:
         dilated, eroded = xp.maximum(dilated, v), xp.minimum(eroded, v)
     shape = x.shape
     dilated, eroded = xp.reshape(dilated, shape), xp.reshape(eroded, shape)
-    grow, shrink = xp.maximum(thicken, 0.0), xp.maximum(-thicken, 0.0)
     x = x + grow * (dilated - x) - shrink * (x - eroded)
-    weights = (1, 2, 1, 2, 4, 2, 1, 2, 1)
     near = neighbours(xp, x, side)
-    blurred = near[0] * (weights[0] / 16)
-    for w, v in zip(weights[1:], near[1:]):
+    blurred = near[0] * (BLUR[0] / 16)
+    for w, v in zip(BLUR[1:], near[1:]):
         blurred = blurred + v * (w / 16)
-    return x + blur * (xp.reshape(blurred, shape) - x)
+    return xp.clip(x + blur * (xp.reshape(blurred, shape) - x), 0.0, 1.0)
 
 
 def augment(xp, x, params, side=28):
@@ -158,5 +181,4 @@ def augment(xp, x, params, side=28):
     rows, cols = source_coordinates(xp, params, side, x.dtype)
     x = sample(xp, x, rows, cols, side)
     as_x = lambda h: xp.reshape(xp.asarray(h, dtype=x.dtype), (1, -1))
-    x = thicken_and_blur(xp, x, as_x(params["thicken"]), as_x(params["blur"]), side)
-    return xp.clip(x, 0.0, 1.0)
+    return thicken_and_blur(xp, x, as_x(params["thicken"]), as_x(params["blur"]), side)
