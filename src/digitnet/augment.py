@@ -79,10 +79,11 @@ def grid(side):
             np.tile(np.arange(side), side)[:, None] - c, np.kron(up, up))
 
 
-def source_coordinates(xp, params, side, dtype):
-    """(rows, cols), each (side*side, m): where each output pixel of each
-    example takes its value from.  The affine map is about the picture's
-    centre, applied backwards (output -> input), plus the elastic field."""
+def coordinate_terms(xp, params, side, dtype):
+    """The terms of source_coordinates, in the dtype: a, the inverse
+    affine map per example (4, m); the shifts (2, m); each output pixel's
+    row and column about the centre (side*side, 1) and the centre c; and
+    the elastic field's row and column displacements (side*side, m)."""
     c = (side - 1) / 2
     r0, c0, field = grid(side)
     cos, sin = np.cos(params["angle"]), np.sin(params["angle"])
@@ -91,11 +92,18 @@ def source_coordinates(xp, params, side, dtype):
     a = np.stack([cos / sy, sin / sy, -sin / sx - params["shear"] * cos / sy,
                   cos / sx - params["shear"] * sin / sy])                     # (4, m)
     as_x = lambda h: xp.asarray(h, dtype=dtype)
-    a = [as_x(a[k:k + 1]) for k in range(4)]                                   # each (1, m)
-    sr, sc = as_x(params["shift"][0:1]), as_x(params["shift"][1:2])
-    r0, c0, field = as_x(r0), as_x(c0), as_x(field)
-    dr = field @ as_x(params["elastic"][0])                                   # (side*side, m)
-    dc = field @ as_x(params["elastic"][1])
+    field = as_x(field)
+    return (as_x(a), as_x(params["shift"]), as_x(r0), as_x(c0), c,
+            field @ as_x(params["elastic"][0]), field @ as_x(params["elastic"][1]))
+
+
+def source_coordinates(xp, params, side, dtype):
+    """(rows, cols), each (side*side, m): where each output pixel of each
+    example takes its value from.  The affine map is about the picture's
+    centre, applied backwards (output -> input), plus the elastic field."""
+    a, shift, r0, c0, c, dr, dc = coordinate_terms(xp, params, side, dtype)
+    a = [a[k:k + 1, :] for k in range(4)]                                     # each (1, m)
+    sr, sc = shift[0:1, :], shift[1:2, :]
     rows = a[0] * (r0 - sr) + a[1] * (c0 - sc) + c + dr
     cols = a[2] * (r0 - sr) + a[3] * (c0 - sc) + c + dc
     return rows, cols
@@ -113,10 +121,6 @@ def compiled(xp):
 def sample(xp, x, rows, cols, side):
     """Bilinear sampling of the (side*side, m) pictures x at (rows, cols),
     with black outside the picture."""
-    fast = compiled(xp)
-    out = fast and fast.sample(x, rows, cols, side)
-    if out is not None:
-        return out
     m = x.shape[1]
     flat = xp.reshape(x, (-1,))
     example = xp.reshape(xp.arange(m, dtype=xp.int64), (1, m))
@@ -178,7 +182,10 @@ def augment(xp, x, params, side=28):
     parameters (from `draw`), clipped to [0, 1]."""
     if x.shape[0] != side * side:
         raise ValueError(f"augmentation needs {side}x{side} pictures, got {x.shape[0]} inputs")
-    rows, cols = source_coordinates(xp, params, side, x.dtype)
-    x = sample(xp, x, rows, cols, side)
+    fast = compiled(xp)  # the coordinates and the sampling in one loop
+    out = fast and fast.sample(x, *coordinate_terms(xp, params, side, x.dtype), side)
+    if out is None:
+        out = sample(xp, x, *source_coordinates(xp, params, side, x.dtype), side)
+    x = out
     as_x = lambda h: xp.reshape(xp.asarray(h, dtype=x.dtype), (1, -1))
     return thicken_and_blur(xp, x, as_x(params["thicken"]), as_x(params["blur"]), side)

@@ -1,10 +1,11 @@
 """augment.py's pixel work on the CPU as two compiled loops (Numba).
 
-NumPy's bilinear sampling is four gathers, each with its index arithmetic,
-bounds mask and weight, about 60 passes over a (784, m) mini-batch; the
-thickening and blur are 30 more.  At m = 64 that was 6.5 ms a mini-batch,
-about a tenth of the record recipe's step (benchmarks/RESULTS.md).  Here
-each is one loop that reads its inputs once.
+NumPy's source coordinates and bilinear sampling are about 75 passes over
+a (784, m) mini-batch (four gathers, each with its index arithmetic,
+bounds mask and weight); the thickening, blur and clip 30 more.  At m = 64
+that was 6.5 ms a mini-batch: a fifth of the handwriting recipe's step,
+a tenth of the record's (benchmarks/RESULTS.md).  Here each half is one
+loop that reads its inputs once.
 
 Bit for bit what augment.py's passes compute, as jit.py's loops are: the
 same operations in the same order, each rounded to the dtype (`one` and
@@ -31,24 +32,28 @@ def _smaller(a, b):
 
 
 @_compiled
-def _sample(x, rows, cols, side, one, zero):
-    """augment.sample: the four corners' weights times their pixels
+def _sample(x, a, shift, r0, c0, c, dr, dc, side, one, zero):
+    """augment.source_coordinates then augment.sample: where each output
+    pixel comes from, then the four corners' weights times their pixels
     (black outside the picture), added corner by corner from zero."""
     n, m = x.shape
     out = np.empty_like(x)
     last = side - 1
     for q in range(n):
         for e in range(m):
-            r, c = np.floor(rows[q, e]), np.floor(cols[q, e])
-            fr, fc = rows[q, e] - r, cols[q, e] - c
-            ri, ci = np.int64(r), np.int64(c)
+            ru, cu = r0[q, 0] - shift[0, e], c0[q, 0] - shift[1, e]
+            row = ((a[0, e] * ru + a[1, e] * cu) + c) + dr[q, e]
+            col = ((a[2, e] * ru + a[3, e] * cu) + c) + dc[q, e]
+            r, cl = np.floor(row), np.floor(col)
+            fr, fc = row - r, col - cl
+            ri, ci = np.int64(r), np.int64(cl)
             total = zero
-            for dr in range(2):
-                wr = fr if dr else one - fr
-                rr = ri + dr
-                for dc in range(2):
-                    wc = fc if dc else one - fc
-                    cc = ci + dc
+            for dr_ in range(2):
+                wr = fr if dr_ else one - fr
+                rr = ri + dr_
+                for dc_ in range(2):
+                    wc = fc if dc_ else one - fc
+                    cc = ci + dc_
                     inside = rr >= 0 and rr < side and cc >= 0 and cc < side
                     weight = wr * wc if inside else zero
                     pixel = min(max(rr, 0), last) * side + min(max(cc, 0), last)
@@ -107,10 +112,11 @@ def _one_dtype(arrays):
     return [np.ascontiguousarray(a) for a in arrays]
 
 
-def sample(x, rows, cols, side):
-    arrays = _one_dtype((x, rows, cols))
+def sample(x, a, shift, r0, c0, c, dr, dc, side):
+    """The loop on augment.coordinate_terms' terms."""
+    arrays = _one_dtype((x, a, shift, r0, c0, dr, dc))
     t = x.dtype.type
-    return arrays and _sample(*arrays, side, t(1), t(0))
+    return arrays and _sample(*arrays[:5], t(c), *arrays[5:], side, t(1), t(0))
 
 
 def thicken_blur(x, grow, shrink, blur, weights, side):
