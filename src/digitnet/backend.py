@@ -245,19 +245,22 @@ def quiet_overflow(xp):
 
 
 # glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 
 
 @functools.lru_cache(maxsize=None)
 def keep_freed_memory(xp):
-    """On NumPy under glibc, let freed blocks up to 32 MB stay in the process.
+    """On NumPy under glibc, let freed blocks stay in the process.
 
     A conv step allocates and frees the same large temporaries (im2col
-    matrices of 4-7 MB at m = 64) every mini-batch.  Depending on what the
-    process allocated before, glibc may map each from the kernel and unmap
-    it on free, so that every step pays page faults for fresh zeroed pages,
-    which can cost a conv network a third of its epoch (benchmarks/RESULTS.md,
-    "Why the code is shaped so").  The process keeps up to 256 MB
+    matrices of 4-7 MB at m = 64, 42 MB in the record recipe's second
+    layer) every mini-batch.  Depending on what the process allocated
+    before, glibc may map each from the kernel and unmap it on free, so
+    that every step pays page faults for fresh zeroed pages, which can cost
+    a conv network a third of its epoch (benchmarks/RESULTS.md, "Why the
+    code is shaped so").  Blocks up to 32 MB (glibc's highest threshold)
+    come from the heap; larger ones too, with mapping switched off (glibc
+    still maps when the heap cannot grow).  The process keeps up to 256 MB
     of freed memory.  Elsewhere (CuPy, which pools its own; macOS; musl) it
     does nothing.  Returns whether it applied.
     """
@@ -267,6 +270,7 @@ def keep_freed_memory(xp):
         import ctypes
         libc = ctypes.CDLL("libc.so.6")
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-                    and libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20))
+                    and libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+                    and libc.mallopt(_M_MMAP_MAX, 0))
     except (OSError, AttributeError):
         return False
