@@ -16,7 +16,8 @@ a (784, m) mini-batch gets its own:
 The random numbers are drawn on the host from the run's NumPy generator
 (a few per example), so a seed fixes them on every backend and a resumed
 run draws the same; the pixel work runs on the network's device, written
-once against `xp` like the rest of the core.
+once against `xp` like the rest of the core (on NumPy with Numba,
+jit_augment.py's two loops do it, bit for bit the same).
 """
 
 import functools
