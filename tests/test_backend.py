@@ -160,7 +160,6 @@ def test_dtypes_and_module_passthrough(xp):
 def test_freed_memory_is_kept_on_numpy_under_glibc_only():
     """The plain engine's page-fault lever (backend.keep_freed_memory)
     applies where glibc's mallopt exists, and never on other namespaces."""
-    import platform
     from conftest import load_namespace
     assert backend.keep_freed_memory(np) is (platform.libc_ver()[0] == "glibc")
     assert backend.keep_freed_memory(load_namespace("strict")) is False

@@ -184,9 +184,8 @@ def augment(xp, x, params, side=28):
     if x.shape[0] != side * side:
         raise ValueError(f"augmentation needs {side}x{side} pictures, got {x.shape[0]} inputs")
     fast = compiled(xp)  # the coordinates and the sampling in one loop
-    out = fast and fast.sample(x, *coordinate_terms(xp, params, side, x.dtype), side)
-    if out is None:
-        out = sample(xp, x, *source_coordinates(xp, params, side, x.dtype), side)
-    x = out
+    moved = fast and fast.sample(x, *coordinate_terms(xp, params, side, x.dtype), side)
+    if moved is None:
+        moved = sample(xp, x, *source_coordinates(xp, params, side, x.dtype), side)
     as_x = lambda h: xp.reshape(xp.asarray(h, dtype=x.dtype), (1, -1))
-    return thicken_and_blur(xp, x, as_x(params["thicken"]), as_x(params["blur"]), side)
+    return thicken_and_blur(xp, moved, as_x(params["thicken"]), as_x(params["blur"]), side)

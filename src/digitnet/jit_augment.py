@@ -76,7 +76,7 @@ def _thicken_blur(x, grow, shrink, blur, weights, side, zero, one):
     """augment.thicken_and_blur then augment's clip to [0, 1]: the blend
     towards the 3x3 dilation or erosion, then towards the 3x3 blur
     (`weights`, the blur's nine in the dtype)."""
-    n, m = x.shape
+    m = x.shape[1]
     x1 = np.empty_like(x)
     for y in range(side):
         for xx in range(side):
