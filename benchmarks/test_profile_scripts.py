@@ -1,5 +1,5 @@
-"""Issue 28's measuring scripts (profile_step.py, conv_backward.py), run
-once with --quick so that they cannot rot, and epochs_table.py on a real
+"""Issue 28's measuring scripts (profile_step.py, conv_backward.py,
+engines_ratio.py), run once with --quick so that they cannot rot, and epochs_table.py on a real
 run's metrics file.
 
 They are scripts whose output is a table to paste, not timed tests; each
@@ -48,6 +48,21 @@ def test_conv_backward_quick(benchmark):
            for cell in [line.split("|")[-2].strip()] if cell[:1].isdigit()]
     assert len(f64) == 9 * 4 + 3 * 8  # every dx method and layout, per layer and m
     assert all(float(diff) < 1e-10 for diff in f64)
+
+
+def test_engines_ratio_quick(benchmark, mnist_dir):
+    """Both dtypes get a line with the batched engine's speed and the
+    median and range of the per-round ratios, in that order."""
+    import re
+    done = benchmark.pedantic(run_script, args=("engines_ratio.py",
+                                                {"DIGITNET_DATA": str(mnist_dir)}))
+    assert done.returncode == 0, done.stderr
+    for dtype in ("float32", "float64"):
+        found = re.search(rf"{dtype}: batched ([\d,]+) examples/s; batched / per-example "
+                          r"median ([\d.]+)x \[([\d.]+)-([\d.]+)\]", done.stdout)
+        assert found, done.stdout
+        low, median, high = map(float, found.groups()[1:])
+        assert 0 < low <= median <= high
 
 
 def test_epochs_table_of_a_real_run(benchmark, mnist, tmp_path):
