@@ -46,7 +46,9 @@ def ratios(images, dtype, m, rounds):
 
 def main(argv):
     quick = "--quick" in argv
-    rounds = 1 if quick else int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 9
+    rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 9
+    if quick:
+        rounds = 1
     m = int(argv[argv.index("--m") + 1]) if "--m" in argv else 10
     training = digitnet.load_dataset("mnist", os.environ.get("DIGITNET_DATA"),
                                      download_missing=False, progress=False)[0]
